@@ -1,0 +1,5 @@
+"""linsim command-line interface. Each command lives in its own module and registers on ``app``."""
+from linsim.cli._app import app, main  # noqa: F401
+from linsim.cli import simulate  # noqa: F401  (registers `simulate` and `fixed-points`)
+
+__all__ = ["app", "main"]
