@@ -1,0 +1,317 @@
+"""Frozen, validated configuration dataclasses: Hyper, Stats, Init, Solver and the Config that holds them.
+
+Every constructor validates its input and raises :class:`linsim.errors.LinsimError` with one message per
+mistake, so the CLI can print it on one line and exit with code 2.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from linsim.errors import LinsimError
+
+PREDICTORS = ("grad", "symmetric", "identity", "directpred", "directcopy")
+MODELS = ("modes", "matrix")
+SOLVERS = ("tsit5", "dopri5", "dopri8", "kvaerno5", "euler")
+
+
+def _finite(name: str, value: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise LinsimError(f"{name} must be a number, got {value!r}") from None
+    if math.isnan(value):
+        raise LinsimError(f"{name} must be a number, got NaN")
+    return value
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Hyperparameters of the two-layer linear BYOL/SimSiam model (theory note section 1.4-1.5).
+
+    eta: weight decay of W; eta_p: weight decay of Wp (None means eta); beta: EMA rate relative to the
+    learning rate (inf means SimSiam, Wa = W); alpha_p: relative predictor learning rate; stop_grad: keep
+    the stop-gradient on the target branch; predictor: 'grad' (Lemma 1), 'symmetric' (projected gradient),
+    'identity' (no predictor, Wp = I), 'directpred' or 'directcopy' (closed-form predictors).
+    """
+
+    eta: float = 0.04
+    eta_p: float | None = None
+    beta: float = 0.5
+    alpha_p: float = 1.0
+    stop_grad: bool = True
+    predictor: str = "grad"
+
+    def __post_init__(self) -> None:
+        eta = _finite("eta", self.eta)
+        if eta < 0:
+            raise LinsimError(f"eta (weight decay) must be >= 0, got {eta:g}")
+        if self.eta_p is not None:
+            eta_p = _finite("eta_p", self.eta_p)
+            if eta_p < 0:
+                raise LinsimError(f"eta_p (predictor weight decay) must be >= 0, got {eta_p:g}")
+        beta = _finite("beta", self.beta)
+        if not beta > 0:
+            raise LinsimError(f"beta (EMA rate) must be > 0 (use inf for SimSiam), got {beta:g}")
+        alpha_p = _finite("alpha_p", self.alpha_p)
+        if not (alpha_p > 0 and math.isfinite(alpha_p)):
+            raise LinsimError(f"alpha_p (relative predictor learning rate) must be finite and > 0, got {alpha_p:g}")
+        if not math.isfinite(eta):
+            raise LinsimError("eta must be finite")
+        if self.predictor not in PREDICTORS:
+            raise LinsimError(f"unknown predictor {self.predictor!r}; choose one of {', '.join(PREDICTORS)}")
+
+    @property
+    def eta_p_value(self) -> float:
+        """The predictor weight decay actually used (eta_p, or eta when unset)."""
+        return float(self.eta if self.eta_p is None else self.eta_p)
+
+    @property
+    def simsiam(self) -> bool:
+        return math.isinf(self.beta)
+
+
+def _as_psd(name: str, m: Any, n: int | None = None) -> np.ndarray:
+    a = np.asarray(m, dtype=float)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise LinsimError(f"{name} must be a square matrix, got shape {a.shape}")
+    if n is not None and a.shape[0] != n:
+        raise LinsimError(f"{name} must be {n}x{n}, got {a.shape[0]}x{a.shape[1]}")
+    if not np.all(np.isfinite(a)):
+        raise LinsimError(f"{name} contains NaN or inf")
+    scale = max(1.0, float(np.max(np.abs(a))))
+    if np.max(np.abs(a - a.T)) > 1e-10 * scale:
+        raise LinsimError(f"{name} must be symmetric (max |A - A^T| = {np.max(np.abs(a - a.T)):.3g})")
+    lam = np.linalg.eigvalsh((a + a.T) / 2)
+    if lam[0] < -1e-10 * scale:
+        raise LinsimError(f"{name} must be positive semi-definite (smallest eigenvalue {lam[0]:.3g})")
+    return (a + a.T) / 2
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Data and augmentation second moments X = E[xbar xbar^T] and X' = E[Var(x'|x)] (section 1.2).
+
+    Build with :meth:`isotropic` (X = I, X' = sigma2 I), :meth:`diagonal` (commuting spectra),
+    :meth:`matrices` (explicit PSD matrices) or :meth:`from_views` (estimated from paired views).
+    ``x`` and ``xp`` hold the diagonal spectra when the statistics are diagonal, else None.
+    """
+
+    X: np.ndarray = field(repr=False)
+    Xp: np.ndarray = field(repr=False)
+    kind: str = "isotropic"
+
+    def __post_init__(self) -> None:
+        X = _as_psd("X", self.X)
+        Xp = _as_psd("X'", self.Xp, X.shape[0])
+        object.__setattr__(self, "X", X)
+        object.__setattr__(self, "Xp", Xp)
+
+    @classmethod
+    def isotropic(cls, n: int, sigma2: float = 0.5) -> "Stats":
+        sigma2 = _finite("sigma2", sigma2)
+        if sigma2 < 0:
+            raise LinsimError(f"sigma2 (augmentation variance) must be >= 0, got {sigma2:g}")
+        n = _dim("n", n)
+        return cls(np.eye(n), sigma2 * np.eye(n), "isotropic")
+
+    @classmethod
+    def diagonal(cls, x: Any, xp: Any) -> "Stats":
+        x = np.atleast_1d(np.asarray(x, dtype=float))
+        xp = np.atleast_1d(np.asarray(xp, dtype=float))
+        if x.ndim != 1 or xp.shape != x.shape:
+            raise LinsimError(f"data and augmentation spectra must be 1-D of equal length, got {x.shape} and {xp.shape}")
+        if np.any(~np.isfinite(x)) or np.any(~np.isfinite(xp)):
+            raise LinsimError("spectra contain NaN or inf")
+        if np.any(x < 0) or np.any(xp < 0):
+            raise LinsimError("data and augmentation variances must be >= 0 (X, X' must be PSD)")
+        return cls(np.diag(x), np.diag(xp), "diagonal")
+
+    @classmethod
+    def matrices(cls, X: Any, Xp: Any) -> "Stats":
+        return cls(np.asarray(X, dtype=float), np.asarray(Xp, dtype=float), "matrix")
+
+    @classmethod
+    def from_views(cls, x1: Any, x2: Any) -> "Stats":
+        """Estimate X = sym E[x1 x2^T] and X' = (E[x1 x1^T] + E[x2 x2^T])/2 - X from paired views (N x n)."""
+        x1 = np.asarray(x1, dtype=float)
+        x2 = np.asarray(x2, dtype=float)
+        if x1.ndim != 2 or x1.shape != x2.shape or x1.shape[0] < 2:
+            raise LinsimError(f"paired views must be two N x n arrays of equal shape with N >= 2, got {x1.shape} and {x2.shape}")
+        if not (np.all(np.isfinite(x1)) and np.all(np.isfinite(x2))):
+            raise LinsimError("views contain NaN or inf")
+        N = x1.shape[0]
+        cross = x1.T @ x2 / N
+        X = (cross + cross.T) / 2
+        Xp = (x1.T @ x1 + x2.T @ x2) / (2 * N) - X
+        # Sampling noise can leave tiny negative eigenvalues: clip them to the PSD cone.
+        X, Xp = _clip_psd(X), _clip_psd(Xp)
+        return cls(X, Xp, "samples")
+
+    @property
+    def n(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def is_diagonal(self) -> bool:
+        off = lambda a: np.max(np.abs(a - np.diag(np.diag(a)))) if a.size > 1 else 0.0  # noqa: E731
+        return bool(off(self.X) == 0 and off(self.Xp) == 0)
+
+    @property
+    def x(self) -> np.ndarray:
+        return np.diag(self.X).copy()
+
+    @property
+    def xp(self) -> np.ndarray:
+        return np.diag(self.Xp).copy()
+
+    def to_json(self) -> dict:
+        if self.kind == "isotropic":
+            return {"kind": "isotropic", "n": self.n, "sigma2": float(self.Xp[0, 0])}
+        if self.is_diagonal:
+            return {"kind": "diagonal", "x": self.x, "xp": self.xp}
+        return {"kind": self.kind, "X": self.X, "Xp": self.Xp}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Stats":
+        if d["kind"] == "isotropic":
+            return cls.isotropic(d["n"], d["sigma2"])
+        if d["kind"] == "diagonal":
+            return cls.diagonal(d["x"], d["xp"])
+        return cls(np.asarray(d["X"]), np.asarray(d["Xp"]), d["kind"])
+
+
+def _clip_psd(a: np.ndarray) -> np.ndarray:
+    lam, U = np.linalg.eigh((a + a.T) / 2)
+    return (U * np.clip(lam, 0, None)) @ U.T
+
+
+def _dim(name: str, v: Any) -> int:
+    try:
+        iv = int(v)
+    except (TypeError, ValueError):
+        raise LinsimError(f"{name} must be a positive integer, got {v!r}") from None
+    if iv != v or iv < 1:
+        raise LinsimError(f"{name} must be a positive integer, got {v!r}")
+    return iv
+
+
+@dataclass(frozen=True)
+class Init:
+    """Initialisation: scale, seed, balanced predictor (Wp^T Wp = alpha_p W W^T, section 9) and target.
+
+    Matrix model: W ~ N(0, scale^2/n), Wp ~ N(0, scale^2/n1) (or the balanced choice); modes model:
+    p_j ~ N(0, scale^2), w_j = scale |N(0, 1)| (or p_j = sqrt(alpha_p) w_j when balanced).
+    ``target``: 'copy' sets Wa(0) = W(0); 'independent' draws it like W (the official code's quirk).
+    """
+
+    scale: float = 0.5
+    seed: int = 0
+    balanced: bool = False
+    target: str = "copy"
+
+    def __post_init__(self) -> None:
+        scale = _finite("init scale", self.scale)
+        if not scale > 0 or not math.isfinite(scale):
+            raise LinsimError(f"init scale must be finite and > 0, got {scale:g}")
+        if self.target not in ("copy", "independent"):
+            raise LinsimError(f"init target must be 'copy' or 'independent', got {self.target!r}")
+        if int(self.seed) != self.seed or self.seed < 0:
+            raise LinsimError(f"seed must be a non-negative integer, got {self.seed!r}")
+
+
+@dataclass(frozen=True)
+class Solver:
+    """Solver settings: adaptive diffrax solver (float64, PID control) or fixed-step Euler = SGD steps.
+
+    ``dt`` is the Euler step (the SGD learning rate alpha) and the initial step of adaptive solvers.
+    ``collapse_threshold``: a mode whose s = w^2 falls below threshold * max(1, s(0)) counts as collapsed.
+    ``divergence_bound``: a state entry above this magnitude (or non-finite) stops the run as diverged.
+    """
+
+    t_max: float = 300.0
+    n_save: int = 301
+    method: str = "tsit5"
+    rtol: float = 1e-9
+    atol: float = 1e-12
+    dt: float = 0.01
+    max_steps: int = 1_000_000
+    collapse_threshold: float = 1e-6
+    divergence_bound: float = 1e6
+
+    def __post_init__(self) -> None:
+        t_max = _finite("t_max", self.t_max)
+        if not (t_max > 0 and math.isfinite(t_max)):
+            raise LinsimError(f"t_max must be finite and > 0, got {t_max:g}")
+        _dim("n_save", self.n_save)
+        if self.n_save < 2:
+            raise LinsimError("n_save must be >= 2")
+        if self.method not in SOLVERS:
+            raise LinsimError(f"unknown solver {self.method!r}; choose one of {', '.join(SOLVERS)}")
+        for name in ("rtol", "atol", "dt", "collapse_threshold", "divergence_bound"):
+            v = _finite(name, getattr(self, name))
+            if not (v > 0 and math.isfinite(v)):
+                raise LinsimError(f"{name} must be finite and > 0, got {v:g}")
+        if self.method == "euler" and self.dt > t_max:
+            raise LinsimError(f"Euler step dt={self.dt:g} is larger than t_max={t_max:g}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs: model kind ('modes' or 'matrix'), n1 (matrix output dim) and the four parts."""
+
+    model: str = "modes"
+    n1: int | None = None
+    hyper: Hyper = field(default_factory=Hyper)
+    stats: Stats = field(default_factory=lambda: Stats.isotropic(8, 0.5))
+    init: Init = field(default_factory=Init)
+    solver: Solver = field(default_factory=Solver)
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise LinsimError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if self.n1 is not None:
+            _dim("n1", self.n1)
+        if self.model == "modes":
+            if not self.stats.is_diagonal:
+                raise LinsimError("the per-mode model needs commuting (diagonal) X and X'; use --model matrix")
+            if self.n1 is not None and self.n1 != self.stats.n:
+                raise LinsimError(f"the per-mode model has one mode per dimension: n1 must equal n={self.stats.n}, got {self.n1}")
+        elif self.n1 is not None and self.n1 > self.stats.n:
+            raise LinsimError(f"n1={self.n1} > n={self.stats.n}: the online network W (n1 x n) would be rank deficient by construction")
+
+    @property
+    def out_dim(self) -> int:
+        return int(self.stats.n if self.n1 is None else self.n1)
+
+    def to_json(self) -> dict:
+        from linsim import __version__
+
+        return {
+            "linsim_version": __version__,
+            "model": self.model,
+            "n1": self.n1,
+            "hyper": dataclasses.asdict(self.hyper),
+            "stats": self.stats.to_json(),
+            "init": dataclasses.asdict(self.init),
+            "solver": dataclasses.asdict(self.solver),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Config":
+        def num(v: Any) -> Any:
+            return float(v) if isinstance(v, str) and v in ("inf", "-inf") else v
+
+        hyper = {k: num(v) for k, v in d["hyper"].items()}
+        return cls(
+            model=d["model"],
+            n1=d.get("n1"),
+            hyper=Hyper(**hyper),
+            stats=Stats.from_json(d["stats"]),
+            init=Init(**d["init"]),
+            solver=Solver(**d["solver"]),
+        )

@@ -1,0 +1,67 @@
+"""Full-matrix vector field of the linear BYOL/SimSiam model (Tian, Chen & Ganguli 2021, Lemma 1).
+
+State: ``{"W": (n1, n), "Wp": (n1, n1), "Wa": (n1, n)}``. Args (traced, so they can be vmapped):
+``eta, eta_p, beta, alpha_p`` (scalars) and ``X, Xp`` (n x n PSD).
+Reference: ../shared/theory/byol_simsiam_dynamics.md sections 1.4, 2.2, 2.3, 9.
+"""
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from linsim.dynamics.variant import Variant, ema_parts
+
+
+def matrix_field(t, state, args, variant: Variant = Variant()):
+    """dW_p = a_p G W^T - eta_p W_p, dW = W_p^T G - eta W, dW_a = beta (W - W_a), G = -W_p W (X+X') + W_a X (sec 1.4)."""
+    W, Wp, Wa = state["W"], state["Wp"], state["Wa"]
+    X, Xp = args["X"], args["Xp"]
+    simsiam, beta = ema_parts(args["beta"])
+    Wa = jnp.where(simsiam, W, Wa)
+    WX = W @ X
+    WXX = WX + W @ Xp  # W (X + X')
+    if variant.predictor == "identity":  # predictor removed (sec 2.3): Wp = I
+        G = -WXX + Wa @ X
+        dW = G - args["eta"] * W
+        dWp = jnp.zeros_like(Wp)
+    else:
+        G = -Wp @ WXX + Wa @ X
+        dW = Wp.T @ G - args["eta"] * W
+        gWp = G @ W.T
+        if variant.predictor == "symmetric":  # symmetrised predictor gradient (sec 9)
+            gWp = 0.5 * (gWp + gWp.T)
+        dWp = args["alpha_p"] * gWp - args["eta_p"] * Wp
+    if not variant.stop_grad:  # gradient also through the target branch with Wa = W (sec 2.2)
+        P = jnp.eye(W.shape[0], dtype=W.dtype) if variant.predictor == "identity" else Wp
+        dW = dW + P @ WX - WXX
+    dWa = jnp.where(simsiam, dW, beta * (W - Wa))
+    return {"W": dW, "Wp": dWp, "Wa": dWa}
+
+
+def expected_loss(state, args, variant: Variant = Variant()):
+    """J = 1/2 tr(Wp W (X+X') W^T Wp^T) - tr(Wp W X Wa^T) + 1/2 tr(Wa (X+X') Wa^T) (sec 1.3)."""
+    W, Wp, Wa = state["W"], state["Wp"], state["Wa"]
+    simsiam, _ = ema_parts(args["beta"])
+    Wa = jnp.where(simsiam, W, Wa)
+    if variant.predictor == "identity":
+        Wp = jnp.eye(W.shape[0], dtype=W.dtype)
+    XX = args["X"] + args["Xp"]
+    PW = Wp @ W
+    return 0.5 * jnp.trace(PW @ XX @ PW.T) - jnp.trace(PW @ args["X"] @ Wa.T) + 0.5 * jnp.trace(Wa @ XX @ Wa.T)
+
+
+def no_stopgrad_hessian(Wp, X, Xp, eta):
+    """H = X (x) (Wp-I)^T(Wp-I) + X' (x) (Wp^T Wp + I) + eta I, with d vec(W)/dt = -H vec(W) (sec 2.2)."""
+    n1 = Wp.shape[0]
+    I1 = jnp.eye(n1, dtype=Wp.dtype)
+    A = (Wp - I1).T @ (Wp - I1)
+    B = Wp.T @ Wp + I1
+    return jnp.kron(X, A) + jnp.kron(Xp, B) + eta * jnp.eye(X.shape[0] * n1, dtype=Wp.dtype)
+
+
+def no_predictor_matrix(X, Xp, eta, beta):
+    """M = [[-(X+X'+eta I), beta I], [X, -beta I]] with d/dt [W, Wa] = [W, Wa] M (sec 2.3)."""
+    n = X.shape[0]
+    I = jnp.eye(n, dtype=X.dtype)
+    top = jnp.concatenate([-(X + Xp + eta * I), beta * I], axis=1)
+    bottom = jnp.concatenate([X, -beta * I], axis=1)
+    return jnp.concatenate([top, bottom], axis=0)

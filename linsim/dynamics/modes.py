@@ -1,0 +1,171 @@
+"""Per-eigenmode dynamics of the linear BYOL/SimSiam model and its analytic picture.
+
+State ``{"p", "w", "wa"}`` (arrays of shape (m,)): p is an eigenvalue of Wp, s = w^2 the matching eigenvalue
+of F = W X W^T, and tau = wa / w (the EMA ratio). The (p, w, wa) form is the n = n1 = 1 case of the matrix
+field, well posed through collapse (section 3.2). Args: ``eta, eta_p, beta, alpha_p`` and per-mode data and
+augmentation variances ``x, xp`` (isotropic: x = 1, xp = sigma2).
+Reference: ../shared/theory/byol_simsiam_dynamics.md sections 3.1-3.6.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from linsim.dynamics.variant import Variant, ema_parts
+
+
+def modes_field(t, state, args, variant: Variant = Variant()):
+    """e = x w_a - (x+x') p w; dp = a_p w e - eta_p p; dw = p e - eta w; dw_a = beta (w - w_a) (sec 3.2)."""
+    p, w, wa = state["p"], state["w"], state["wa"]
+    x, xp = args["x"], args["xp"]
+    simsiam, beta = ema_parts(args["beta"])
+    wa = jnp.where(simsiam, w, wa)
+    pe = jnp.ones_like(p) if variant.predictor == "identity" else p
+    e = x * wa - (x + xp) * pe * w
+    dw = pe * e - args["eta"] * w
+    if not variant.stop_grad:  # gradient through the target branch too (sec 2.2, scalar case)
+        dw = dw + pe * w * x - w * (x + xp)
+    if variant.predictor == "identity":
+        dp = jnp.zeros_like(p)
+    else:
+        dp = args["alpha_p"] * w * e - args["eta_p"] * p
+    dwa = jnp.where(simsiam, dw, beta * (w - wa))
+    return {"p": dp, "w": dw, "wa": dwa}
+
+
+def pst_view(state):
+    """(p, s, tau) = (p, w^2, w_a / w) (sec 3.1 vs 3.2); tau is NaN where w = 0 (collapsed)."""
+    p, w, wa = (jnp.asarray(state[k]) for k in ("p", "w", "wa"))
+    safe = jnp.where(w == 0, 1.0, w)
+    return p, w**2, jnp.where(w == 0, jnp.nan, wa / safe)
+
+
+def pst_field(p, s, tau, x=1.0, xp=0.5, eta=0.0, alpha_p=1.0, beta=1.0):
+    """The 3-D (p, s, tau) system of section 3.1 (valid while s > 0)."""
+    k = x + xp
+    dp = alpha_p * s * (x * tau - k * p) - eta * p
+    ds = 2 * p * s * (x * tau - k * p) - 2 * eta * s
+    dtau = beta * (1 - tau) - tau * ds / (2 * s)
+    return dp, ds, dtau
+
+
+# ---------------------------------------------------------------- fixed points and stability (sec 3.4)
+
+
+def eta_critical(x=1.0, xp=0.5):
+    """eta_c = x^2 / (4 (x + x')); isotropic: 1 / (4 (1 + sigma2)) (sec 3.4)."""
+    return x**2 / (4.0 * (x + xp))
+
+
+@dataclass(frozen=True)
+class FixedPoints:
+    """Non-trivial fixed points p+/p- (s = (eta_p/eta) p^2 / alpha_p, tau = 1) and eta_c (sec 3.4)."""
+
+    p_plus: float
+    p_minus: float
+    s_plus: float
+    s_minus: float
+    eta_c: float
+    exists: bool
+
+
+def fixed_points(eta, alpha_p=1.0, sigma2=0.5, x=1.0, eta_p=None) -> FixedPoints:
+    """p^+- = [x +- sqrt(x^2 - 4 eta (x+x'))] / (2 (x+x')), s^+- = p^2 eta_p / (eta alpha_p) (sec 3.4).
+
+    With eta = 0 the non-trivial set is the line p = x/(x+x') of any s; s is then reported on the balanced
+    parabola s = p^2/alpha_p, and p- = 0 is the line of collapsed states. NaN where they do not exist.
+    """
+    xp = sigma2
+    k = x + xp
+    eta_p = eta if eta_p is None else eta_p
+    disc = x**2 - 4.0 * eta * k
+    eta_c = eta_critical(x, xp)
+    if disc < 0:
+        return FixedPoints(math.nan, math.nan, math.nan, math.nan, eta_c, False)
+    r = math.sqrt(disc)
+    pp, pm = (x + r) / (2 * k), (x - r) / (2 * k)
+    ratio = 1.0 if eta == 0 else eta_p / eta
+    return FixedPoints(pp, pm, ratio * pp**2 / alpha_p, ratio * pm**2 / alpha_p, eta_c, True)
+
+
+def _single_field(y, args, variant):
+    """The per-mode field on a flat vector [p, w, wa] (or [p, w] for SimSiam)."""
+    state = {"p": y[0], "w": y[1], "wa": y[2] if y.shape[0] == 3 else y[1]}
+    d = modes_field(0.0, state, args, variant)
+    out = [d["p"], d["w"]] + ([d["wa"]] if y.shape[0] == 3 else [])
+    return jnp.stack(out)
+
+
+def jacobian(p, s, args, variant: Variant = Variant()):
+    """Jacobian of the (p, w, w_a) field at (p, w = sqrt(s), w_a = w), by jax.jacfwd; 2x2 for SimSiam."""
+    w = jnp.sqrt(jnp.asarray(s, dtype=jnp.float64))
+    simsiam = bool(np.isinf(np.asarray(args["beta"])))
+    y = jnp.stack([jnp.asarray(p, jnp.float64), w] + ([] if simsiam else [w]))
+    return jax.jacfwd(_single_field)(y, args, variant)
+
+
+def classify(eigs, tol=1e-12) -> str:
+    """'stable' (all Re < 0), 'unstable' (all Re > 0), 'saddle' (mixed) or 'marginal' (some |Re| <= tol)."""
+    re = np.real(np.asarray(eigs))
+    if np.any(np.abs(re) <= tol):
+        return "marginal"
+    if np.all(re < 0):
+        return "stable"
+    if np.all(re > 0):
+        return "unstable"
+    return "saddle"
+
+
+def stability(p, s, args, variant: Variant = Variant()):
+    """(eigenvalues, classification) of the Jacobian at (p, s, tau = 1)."""
+    eig = np.linalg.eigvals(np.asarray(jacobian(p, s, args, variant)))
+    eig = eig[np.argsort(np.real(eig))]
+    return eig, classify(eig)
+
+
+# --------------------------------------------------------------------- eta = 0 closed forms (sec 3.5-3.6)
+
+
+def collapses_eta0(p0, s0, alpha_p=1.0, sigma2=0.5):
+    """Exact eta = 0, tau = 1 basin: (p0 < 0 and s0 < p0^2/a_p) or (p0 > 1/k and s0 < (p0^2 - k^-2)/a_p) (sec 3.6)."""
+    k = 1.0 + sigma2
+    p0, s0 = np.asarray(p0), np.asarray(s0)
+    return ((p0 < 0) & (s0 < p0**2 / alpha_p)) | ((p0 > 1 / k) & (s0 < (p0**2 - k**-2) / alpha_p))
+
+
+def _t_of_p(p, c, alpha_p, k):
+    """Antiderivative t(p) of dt/dp = 1 / ((p^2 + alpha_p c)(1 - k p)) (sec 3.5), up to a constant."""
+    p = np.asarray(p, dtype=float)
+    if c == 0:
+        return -1.0 / p + k * np.log(np.abs(p / (1 - k * p)))
+    if c > 0:
+        q = math.sqrt(alpha_p * c)
+        C = k**2 / (1 + k**2 * q**2)
+        return (C / (2 * k)) * np.log(p**2 + q**2) + (C / (k**2 * q)) * np.arctan(p / q) - (C / k) * np.log(np.abs(1 - k * p))
+    r = math.sqrt(-alpha_p * c)
+    a = 1 / (2 * r * (1 - k * r))
+    b = -1 / (2 * r * (1 + k * r))
+    e = k**2 / (1 - k**2 * r**2)
+    return a * np.log(np.abs(p - r)) + b * np.log(np.abs(p + r)) - (e / k) * np.log(np.abs(1 - k * p))
+
+
+def time_between(p0, p, c, alpha_p=1.0, sigma2=0.5):
+    """Time for the eta = 0, tau = 1 flow dp/dt = (p^2 + alpha_p c)(1 - k p) to go from p0 to p (sec 3.5)."""
+    k = 1.0 + sigma2
+    return _t_of_p(p, c, alpha_p, k) - _t_of_p(p0, c, alpha_p, k)
+
+
+def tau_ema(ts, ps, beta):
+    """tau(t) = e^{-beta t} [p(0) + beta int_0^t p e^{beta t'} dt'] / p(t) (eta = 0, c = 0, sec 3.5).
+
+    The integral uses the trapezoid rule on the given (fine) time grid.
+    """
+    ts, ps = np.asarray(ts, float), np.asarray(ps, float)
+    g = ps * np.exp(beta * (ts - ts[-1]))  # scaled by e^{-beta t_end} against overflow
+    integral = np.concatenate([[0.0], np.cumsum(0.5 * (g[1:] + g[:-1]) * np.diff(ts))])
+    num = ps[0] * np.exp(-beta * ts[-1]) + beta * integral
+    return np.exp(-beta * (ts - ts[-1])) * num / ps

@@ -1,0 +1,305 @@
+"""Collapse metrics of learned representations: Li et al. CEV-AUC, RankMe, participation ratio, alpha-ReQ.
+
+Every function is pure numpy and accepts numpy or JAX arrays (converted to float64). Functions that take
+``z_or_sv`` accept either embeddings ``Z`` of shape ``(N, d)`` (one row per sample) or, with
+``singular_values=True``, a 1-D spectrum of singular values (sorted into descending order here).
+
+Spectra: "centred spectrum" means the singular values of ``Z - mean_rows(Z)`` (optionally after row L2
+normalisation, Li et al.'s ``--normalize``); it has ``min(N, d)`` entries, as ``torch.svd(R).S`` in the
+reference code. RankMe instead uses the singular values of the raw ``Z`` (no centring), as its reference
+implementations do.
+
+References
+----------
+- Li, Efros & Pathak, "Understanding Collapse in Non-Contrastive Siamese Representation Learning",
+  ECCV 2022, arXiv 2209.15007, Eq. 2; code github.com/alexlioralexli/noncontrastive-ssl
+  (``plot_collapse.ipynb``, ``save_reprs_clean.py``). ``../shared/theory/spectral_and_collapse.md`` §3.2.
+- Garrido, Balestriero, Najman & LeCun, "RankMe", ICML 2023, arXiv 2210.02885, Eq. 1. Theory notes §6.1.
+- Agrawal et al., "alpha-ReQ", NeurIPS 2022; fit routine of Stringer & Pachitariu 2018 as used in
+  github.com/kumarkrishna/fastssl ``fastssl/utils/powerlaw.py``. Theory notes §6.2.
+- Participation ratio: Gao, Trautmann, Yu, Santhanam, Ryu, Shenoy & Ganguli 2017, "A theory of
+  multineuronal dimensionality, dynamics and measurement" (bioRxiv 214262), Eq. 2;
+  Recanatesi et al. 2019. Not in the theory notes.
+- std of l2-normalised outputs: Chen & He, "Exploring Simple Siamese Representation Learning"
+  (SimSiam), CVPR 2021, §4.1 / Fig. 2; Jing, Vincent, LeCun & Tian, ICLR 2022. Theory notes §6.3.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from linsim.errors import LinsimError
+
+__all__ = [
+    "AlphaReQ",
+    "alpha_req",
+    "cev_auc",
+    "cev_curve",
+    "participation_ratio",
+    "rankme",
+    "singular_values",
+    "std_normalized",
+    "summarize",
+]
+
+#: Li et al.'s row-normalisation offset: ``r_i / (||r_i||_2 + 1e-6)`` (``save_reprs_clean.py``).
+LI_NORMALIZE_EPS = 1e-6
+#: RankMe's epsilon (float32 machine-epsilon order), as in the paper and its reference implementations.
+RANKME_EPS = 1e-7
+#: ``torch.nn.functional.normalize``'s floor on the row norm, used by SimSiam's std monitor.
+TORCH_NORMALIZE_EPS = 1e-12
+
+
+# --------------------------------------------------------------------------------------------------
+# validation
+
+
+def _to_float_array(x: Any, what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(x)
+    except Exception as err:  # noqa: BLE001  (anything unconvertible is bad input)
+        raise LinsimError(f"{what} could not be converted to an array: {err}") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise LinsimError(f"{what} must be numeric, found dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise LinsimError(f"{what} must be real, found dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if arr.size == 0:
+        raise LinsimError(f"{what} is empty (shape {arr.shape})")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise LinsimError(f"{what} contains {bad} non-finite value(s) (NaN or inf)")
+    return arr
+
+
+def check_embeddings(z: Any) -> np.ndarray:
+    """Validate embeddings: a finite, real, 2-D ``(N, d)`` array with N >= 2; returns it as float64."""
+    out = _to_float_array(z, "embeddings")
+    if out.ndim != 2:
+        hint = " (pass singular_values=True if it is a spectrum)" if out.ndim == 1 else ""
+        raise LinsimError(f"embeddings must be a 2-D (N, d) array, found {out.ndim}-D with shape {out.shape}{hint}")
+    if out.shape[0] < 2:
+        raise LinsimError(f"embeddings need at least 2 rows (samples), found shape {out.shape}")
+    return out
+
+
+def check_spectrum(sv: Any) -> np.ndarray:
+    """Validate singular values: finite, real, 1-D, non-negative, not all zero; returns them descending."""
+    out = _to_float_array(sv, "singular values")
+    if out.ndim != 1:
+        raise LinsimError(f"singular values must be a 1-D array, found shape {out.shape}")
+    if np.any(out < 0):
+        raise LinsimError(f"singular values must be non-negative, found minimum {out.min():.6g}")
+    if not np.any(out > 0):
+        raise LinsimError(
+            "all singular values are zero (the representation is constant): the collapse metrics are undefined"
+        )
+    return np.sort(out)[::-1]
+
+
+# --------------------------------------------------------------------------------------------------
+# spectra
+
+
+def singular_values(z: Any, center: bool = True, normalize: bool = False) -> np.ndarray:
+    """Singular values of embeddings, descending (Li et al. 2022 §3.2: [row L2-normalise] -> centre -> SVD).
+
+    ``normalize=True`` first maps each row to ``r_i / (||r_i||_2 + 1e-6)`` (the authors' ``--normalize``
+    flag, off in their README); ``center=True`` then subtracts the row mean. Returns ``min(N, d)`` values.
+    """
+    r = check_embeddings(z)
+    if normalize:
+        r = r / (np.linalg.norm(r, axis=1, keepdims=True) + LI_NORMALIZE_EPS)
+    if center:
+        r = r - r.mean(axis=0, keepdims=True)
+    return np.linalg.svd(r, compute_uv=False)
+
+
+def _spectrum(z_or_sv: Any, singular_values_in: bool, center: bool = True, normalize: bool = False) -> np.ndarray:
+    if singular_values_in:
+        return check_spectrum(z_or_sv)
+    return check_spectrum(singular_values(z_or_sv, center=center, normalize=normalize))
+
+
+# --------------------------------------------------------------------------------------------------
+# Li, Efros & Pathak 2022
+
+
+def cev_curve(
+    z_or_sv: Any, singular_values: bool = False, center: bool = True, normalize: bool = False
+) -> np.ndarray:
+    """Cumulative explained variance CEV_k = sum_{i<=k} sigma_i / sum_i sigma_i (Li et al. 2022, Eq. 2; sigma, not sigma^2)."""
+    s = _spectrum(z_or_sv, singular_values, center, normalize)
+    return np.cumsum(s) / np.sum(s)
+
+
+def cev_auc(z_or_sv: Any, singular_values: bool = False, center: bool = True, normalize: bool = False) -> float:
+    """Li et al. 2022 collapse metric (Eq. 2): AUC = (1/d) sum_k CEV_k, in [(d+1)/(2d), 1]; higher = more collapsed."""
+    return float(np.mean(cev_curve(z_or_sv, singular_values=singular_values, center=center, normalize=normalize)))
+
+
+# --------------------------------------------------------------------------------------------------
+# RankMe
+
+
+def rankme(z_or_sv: Any, eps: float = RANKME_EPS, singular_values: bool = False) -> float:
+    """RankMe (Garrido et al. 2023, Eq. 1): exp(-sum p_k log p_k), p_k = sigma_k / sum sigma + eps; Z not centred.
+
+    The ``eps`` floor (1e-7, as the paper) biases the value upward by at most about
+    ``eps * (r ln r + 17 (q - r))`` relative for r equal singular values out of q (theory notes §8 item 13).
+    """
+    if not (np.isfinite(eps) and eps >= 0):
+        raise LinsimError(f"eps must be a finite number >= 0, found {eps}")
+    if singular_values:
+        s = check_spectrum(z_or_sv)
+    else:
+        s = check_spectrum(np.linalg.svd(check_embeddings(z_or_sv), compute_uv=False))
+    p = s / np.sum(s) + eps
+    # 0 log 0 = 0 (only reachable with eps = 0)
+    plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    return float(np.exp(-np.sum(plogp)))
+
+
+# --------------------------------------------------------------------------------------------------
+# participation ratio, std of normalised embeddings
+
+
+def participation_ratio(
+    z_or_sv: Any, singular_values: bool = False, center: bool = True, normalize: bool = False
+) -> float:
+    """Participation ratio (Gao et al. 2017, Eq. 2): (sum lambda)^2 / sum lambda^2 with lambda = sigma^2 the covariance eigenvalues.
+
+    For embeddings, sigma is the centred spectrum (so lambda is proportional to the eigenvalues of the
+    covariance; PR is scale-free, the 1/N drops out). ``1 <= PR <= rank``, with equality on the right for
+    equal non-zero eigenvalues.
+    """
+    lam = _spectrum(z_or_sv, singular_values, center, normalize) ** 2
+    lam = lam / lam.max()  # scale-free; avoids overflow of sum(lambda^2) for huge sigma
+    return float(np.sum(lam) ** 2 / np.sum(lam**2))
+
+
+def std_normalized(z: Any) -> float:
+    """Mean over dims of the std of l2-normalised embeddings (SimSiam, Chen & He 2021 §4.1; Jing et al. 2022).
+
+    Rows are mapped to ``z_i / max(||z_i||, 1e-12)`` (``torch.nn.functional.normalize``), then the
+    per-dimension standard deviation over samples (ddof=1, as ``torch.std``) is averaged over the d dims.
+    About ``1/sqrt(d)`` for isotropic Gaussian embeddings; 0 for complete collapse.
+    """
+    x = check_embeddings(z)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), TORCH_NORMALIZE_EPS)
+    return float(np.mean(np.std(x, axis=0, ddof=1)))
+
+
+# --------------------------------------------------------------------------------------------------
+# alpha-ReQ
+
+
+def _input_eps(x: Any) -> float:
+    dtype = getattr(x, "dtype", None)
+    if dtype is not None and np.issubdtype(np.dtype(dtype), np.floating):
+        return float(np.finfo(np.dtype(dtype)).eps)
+    return float(np.finfo(np.float64).eps)
+
+
+class AlphaReQ(NamedTuple):
+    """Result of :func:`alpha_req`: the power-law exponent and the R^2 of the log-log fit."""
+
+    alpha: float
+    r2: float
+
+
+def alpha_req(
+    z_or_sv: Any,
+    singular_values: bool = False,
+    k_range: tuple[int, int] | None = None,
+    center: bool = True,
+    normalize: bool = False,
+) -> AlphaReQ:
+    """alpha-ReQ (Agrawal et al. 2022; Stringer & Pachitariu 2018 fit): lambda_k ~ k^-alpha by LS on log-log, weights 1/k.
+
+    lambda = sigma^2 / sum sigma^2 (PCA explained-variance ratio of the centred features). The fit uses
+    k = k_min..k_max (1-based, inclusive); the default is k = 1..k_max with k_max the numerical rank
+    (sigma_k > sigma_1 * max(N, d) * eps, numpy's ``matrix_rank`` rule, with eps the machine epsilon of
+    the input's dtype: float32 spectra such as Li et al.'s have a round-off floor near 1e-7 sigma_1 that
+    would otherwise dominate the fit), because log(0) is undefined and round-off is not a power law.
+    R^2 is the unweighted coefficient of determination of log lambda over the fitted range
+    (1.0 when the fitted log-values are all equal, which a constant, alpha = 0, fits exactly).
+    """
+    s = _spectrum(z_or_sv, singular_values, center, normalize)
+    lam = s**2 / np.sum(s**2)
+    if k_range is None:
+        n_rows = 0 if singular_values else int(np.shape(z_or_sv)[0])
+        tol = s[0] * max(n_rows, s.size) * _input_eps(z_or_sv)
+        k_min, k_max = 1, int(np.count_nonzero(s > tol))
+    else:
+        try:
+            k_min, k_max = (int(k) for k in k_range)
+        except (TypeError, ValueError):
+            raise LinsimError(f"k_range must be two integers (k_min, k_max), found {k_range!r}") from None
+        if not 1 <= k_min < k_max <= lam.size:
+            raise LinsimError(f"k_range must satisfy 1 <= k_min < k_max <= {lam.size}, found {k_range!r}")
+    if k_max - k_min + 1 < 2:
+        raise LinsimError(
+            f"alpha-ReQ needs at least 2 non-zero eigenvalues to fit, found {k_max - k_min + 1} in range"
+        )
+    k = np.arange(k_min, k_max + 1, dtype=np.float64)
+    y = lam[k_min - 1 : k_max]
+    if np.any(y <= 0):
+        raise LinsimError(f"alpha-ReQ: zero eigenvalue inside k_range {k_min}..{k_max}; narrow the range")
+    logy = np.log(y)
+    x = np.stack([-np.log(k), np.ones_like(k)], axis=1)
+    w = 1.0 / k
+    coef = np.linalg.solve(x.T @ (x * w[:, None]), (x * w[:, None]).T @ logy)
+    resid = logy - x @ coef
+    ss_res = float(np.sum(resid**2))
+    ss_tot = float(np.sum((logy - logy.mean()) ** 2))
+    r2 = 1.0 if ss_tot <= 1e-24 * k.size else 1.0 - ss_res / ss_tot
+    return AlphaReQ(alpha=float(coef[0]), r2=float(r2))
+
+
+# --------------------------------------------------------------------------------------------------
+# all at once
+
+
+def summarize(
+    z_or_sv: Any, singular_values: bool = False, center: bool = True, normalize: bool = False
+) -> dict[str, Any]:
+    """All collapse metrics of one representation or spectrum as a dict (see the functions above for sources).
+
+    Keys: ``cev_auc``, ``rankme``, ``participation_ratio``, ``alpha_req``, ``alpha_req_r2``,
+    ``std_normalized`` (None for spectra), ``dim`` (embedding dim d, or the spectrum's length), ``n`` (rows;
+    None for spectra).
+    ``normalize`` applies to the centred spectrum (CEV-AUC, PR, alpha-ReQ) only; RankMe always uses the raw
+    ``Z`` and ``std_normalized`` always normalises. ``alpha_req`` is None when fewer than 2 eigenvalues are
+    non-zero (a rank-1 representation has no power law to fit).
+    """
+    if singular_values:
+        s = check_spectrum(z_or_sv)
+        z = None
+        s_raw = s
+    else:
+        z = check_embeddings(z_or_sv)
+        s = check_spectrum(singular_values_fn(z, center=center, normalize=normalize))
+        s_raw = check_spectrum(np.linalg.svd(z, compute_uv=False))
+    try:
+        fit: AlphaReQ | None = (
+            alpha_req(z_or_sv, singular_values=True)
+            if z is None
+            else alpha_req(z_or_sv, center=center, normalize=normalize)
+        )
+    except LinsimError:
+        fit = None
+    return {
+        "cev_auc": cev_auc(s, singular_values=True),
+        "rankme": rankme(s_raw, singular_values=True),
+        "participation_ratio": participation_ratio(s, singular_values=True),
+        "alpha_req": None if fit is None else fit.alpha,
+        "alpha_req_r2": None if fit is None else fit.r2,
+        "std_normalized": None if z is None else std_normalized(z),
+        "dim": int(s.size) if z is None else int(z.shape[1]),
+        "n": None if z is None else int(z.shape[0]),
+    }
+
+
+singular_values_fn = singular_values  # the name `singular_values` is shadowed by keyword arguments above

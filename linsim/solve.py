@@ -1,0 +1,135 @@
+"""One entry point, ``simulate(config) -> Trajectory``, and the jit-compiled solvers behind it.
+
+Adaptive: diffrax (Tsit5/Dopri5/Dopri8/Kvaerno5) in float64 with a PID controller, saving at requested
+times, with a terminal event when the state goes non-finite or exceeds ``divergence_bound``.
+Fixed step: explicit Euler with step dt = alpha, which *is* full-batch SGD with learning rate alpha and the
+EMA momentum gamma_a = 1 - alpha beta (section 1.5). The solvers take parameters as arrays, so the same
+compiled function serves a vmapped sweep.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import diffrax as dfx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from linsim.config import Config
+from linsim.dynamics.matrix import matrix_field
+from linsim.dynamics.modes import modes_field
+from linsim.dynamics.variant import Variant
+from linsim.initial import initial_state
+from linsim.trajectory import Trajectory
+
+FIELDS: dict[str, Callable] = {"modes": modes_field, "matrix": matrix_field}
+_SOLVERS = {"tsit5": dfx.Tsit5, "dopri5": dfx.Dopri5, "dopri8": dfx.Dopri8, "kvaerno5": dfx.Kvaerno5}
+
+
+def make_args(cfg: Config) -> dict[str, jax.Array]:
+    """The traced parameters of the field for a config (scalars as 0-d arrays, statistics as arrays)."""
+    h = cfg.hyper
+    args = {
+        "eta": jnp.asarray(h.eta, jnp.float64),
+        "eta_p": jnp.asarray(h.eta_p_value, jnp.float64),
+        "beta": jnp.asarray(h.beta, jnp.float64),
+        "alpha_p": jnp.asarray(h.alpha_p, jnp.float64),
+    }
+    if cfg.model == "modes":
+        args.update(x=jnp.asarray(cfg.stats.x), xp=jnp.asarray(cfg.stats.xp))
+    else:
+        args.update(X=jnp.asarray(cfg.stats.X), Xp=jnp.asarray(cfg.stats.Xp))
+    return args
+
+
+def variant_of(cfg: Config) -> Variant:
+    pred = cfg.hyper.predictor if cfg.hyper.predictor in ("grad", "symmetric", "identity") else "grad"
+    return Variant(predictor=pred, stop_grad=bool(cfg.hyper.stop_grad))
+
+
+def _exploded(y, bound):
+    leaves = jax.tree_util.tree_leaves(y)
+    bad = [jnp.any(~jnp.isfinite(v)) | jnp.any(jnp.abs(v) > bound) for v in leaves]
+    return functools.reduce(jnp.logical_or, bad)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "variant", "method", "max_steps"))
+def solve_adaptive(y0, args, ts, dt0, rtol, atol, bound, *, model, variant, method="tsit5", max_steps=1_000_000):
+    """Integrate from ts[0] to ts[-1]; returns (ys at ts, t_end, diverged flag, ok flag, number of steps)."""
+    field = FIELDS[model]
+    term = dfx.ODETerm(lambda t, y, a: field(t, y, a, variant))
+    event = dfx.Event(lambda t, y, a, **kw: _exploded(y, bound))
+    sol = dfx.diffeqsolve(
+        term,
+        _SOLVERS[method](),
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=dt0,
+        y0=y0,
+        args=args,
+        saveat=dfx.SaveAt(ts=ts, t1=True),
+        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol),
+        event=event,
+        max_steps=max_steps,
+        throw=False,
+    )
+    ys = jax.tree_util.tree_map(lambda v: v[:-1], sol.ys)
+    t_end = sol.ts[-1]
+    diverged = sol.result == dfx.RESULTS.event_occurred
+    ok = (sol.result == dfx.RESULTS.successful) | diverged
+    return ys, t_end, diverged, ok, sol.stats["num_steps"]
+
+
+@functools.partial(jax.jit, static_argnames=("model", "variant", "n_save", "save_every"))
+def solve_euler(y0, args, dt, *, model, variant, n_save, save_every):
+    """Explicit Euler y <- y + dt f(y): exact full-batch SGD steps of size dt; saves every ``save_every`` steps."""
+    field = FIELDS[model]
+
+    def step(y, _):
+        d = field(0.0, y, args, variant)
+        return jax.tree_util.tree_map(lambda a, b: a + dt * b, y, d), None
+
+    def segment(y, _):
+        y, _ = jax.lax.scan(step, y, None, length=save_every)
+        return y, y
+
+    _, ys = jax.lax.scan(segment, y0, None, length=n_save - 1)
+    return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+
+
+def euler_grid(t_max: float, dt: float, n_save: int) -> tuple[int, int]:
+    """(n_save, save_every) so that saves fall exactly on SGD steps and cover [0, ~t_max]."""
+    n_steps = max(1, int(round(t_max / dt)))
+    save_every = max(1, n_steps // (n_save - 1))
+    return n_steps // save_every + 1, save_every
+
+
+def simulate(cfg: Config, ts: Any = None, y0: dict | None = None) -> Trajectory:
+    """Run one configuration and return its Trajectory (states at saved times, status, derived series).
+
+    ``ts``: save times (default ``linspace(0, t_max, n_save)``; ignored for Euler, which saves on steps).
+    ``y0``: an explicit initial state (default drawn from ``cfg.init``).
+    """
+    if cfg.hyper.predictor in ("directpred", "directcopy"):
+        from linsim.dynamics.predictors import simulate_discrete_predictor  # issue 3: reset rules
+
+        return simulate_discrete_predictor(cfg, y0=y0)
+    s = cfg.solver
+    y0 = {k: jnp.asarray(v, jnp.float64) for k, v in (y0 or initial_state(cfg)).items()}
+    args = make_args(cfg)
+    variant = variant_of(cfg)
+    if s.method == "euler":
+        n_save, every = euler_grid(s.t_max, s.dt, s.n_save)
+        ys = solve_euler(y0, args, jnp.asarray(s.dt), model=cfg.model, variant=variant, n_save=n_save, save_every=every)
+        ts_np = np.arange(n_save) * every * s.dt
+        ys = {k: np.asarray(v) for k, v in ys.items()}
+        return Trajectory.from_states(cfg, ts_np, ys, steps=(n_save - 1) * every)
+    ts = jnp.linspace(0.0, s.t_max, s.n_save) if ts is None else jnp.asarray(ts, jnp.float64)
+    ys, t_end, diverged, ok, steps = solve_adaptive(
+        y0, args, ts, s.dt, s.rtol, s.atol, s.divergence_bound,
+        model=cfg.model, variant=variant, method=s.method, max_steps=s.max_steps,
+    )
+    ys = {k: np.asarray(v) for k, v in ys.items()}
+    status = "diverged" if bool(diverged) else ("ok" if bool(ok) else "max_steps")
+    return Trajectory.from_states(cfg, np.asarray(ts), ys, status=status, t_end=float(t_end), steps=int(steps))

@@ -1,0 +1,68 @@
+"""Invariants and alignment diagnostics along a trajectory (numpy; leading axis = time).
+
+Reference: ../shared/theory/byol_simsiam_dynamics.md sections 2.1, 2.6, 3.3, 9.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _fro(a: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.sum(a * a, axis=(-2, -1)))
+
+
+def balance_residual_matrix(ts, W, Wp, alpha_p, eta):
+    """||C(t) - e^{-2 eta t} C(0)||_F / (||Wp^T Wp(0)||/a_p + ||W W^T(0)||), C = Wp^T Wp / a_p - W W^T (sec 2.1).
+
+    The denominator is the size of the two terms at t = 0, so it stays meaningful for balanced inits (C(0) = 0).
+    """
+    ts = np.asarray(ts)
+    PP = np.einsum("tji,tjk->tik", Wp, Wp) / alpha_p
+    WW = np.einsum("tij,tkj->tik", W, W)
+    C = PP - WW
+    pred = np.exp(-2 * eta * ts)[:, None, None] * C[0]
+    scale = _fro(PP[0]) + _fro(WW[0])
+    return _fro(C - pred) / max(scale, np.finfo(float).tiny)
+
+
+def balance_residual_modes(ts, p, s, alpha_p, eta):
+    """|c_j(t) - e^{-2 eta t} c_j(0)| / (p_j(0)^2/a_p + s_j(0)), c = p^2/a_p - s, max over modes (sec 3.3)."""
+    ts = np.asarray(ts)
+    c = p**2 / alpha_p - s
+    pred = np.exp(-2 * eta * ts)[:, None] * c[0]
+    scale = np.maximum(p[0] ** 2 / alpha_p + s[0], np.finfo(float).tiny)
+    return np.max(np.abs(c - pred) / scale, axis=-1)
+
+
+def asymmetry(Wp):
+    """||Wp - Wp^T||_F / ||Wp||_F (sec 2.6)."""
+    return _fro(Wp - np.swapaxes(Wp, -1, -2)) / np.maximum(_fro(Wp), np.finfo(float).tiny)
+
+
+def commutator_norm(F, Wp):
+    """||[F, Wp]||_F / (||F||_F ||Wp||_F) (sec 9)."""
+    L = F @ Wp - Wp @ F
+    return _fro(L) / np.maximum(_fro(F) * _fro(Wp), np.finfo(float).tiny)
+
+
+def matrix_modes(W, Wp, Wa, X):
+    """Per-mode view of matrix states: s_j = eig(F = W X W^T) (descending), p_j = u_j^T Wp u_j,
+    tau_j = u_j^T (Wa X W^T) u_j / s_j (NaN where s_j = 0), and eig(sym Wp) (descending)."""
+    F = W @ X @ np.swapaxes(W, -1, -2)
+    F = (F + np.swapaxes(F, -1, -2)) / 2
+    s, U = np.linalg.eigh(F)
+    s, U = s[..., ::-1], U[..., ::-1]
+    p = np.einsum("...ij,...ik,...kj->...j", U, Wp, U)
+    Fa = Wa @ X @ np.swapaxes(W, -1, -2)
+    fa = np.einsum("...ij,...ik,...kj->...j", U, Fa, U)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau = np.where(s > 0, fa / np.where(s > 0, s, 1.0), np.nan)
+    wp_eig = np.linalg.eigvalsh((Wp + np.swapaxes(Wp, -1, -2)) / 2)[..., ::-1]
+    return np.clip(s, 0, None), p, tau, wp_eig, F
+
+
+def alignment(F, Wp):
+    """|u_{Wp,j}^T u_{F,j}| with both eigenbases sorted by eigenvalue (descending); sym(Wp) is used (sec 9)."""
+    _, UF = np.linalg.eigh((F + np.swapaxes(F, -1, -2)) / 2)
+    _, UP = np.linalg.eigh((Wp + np.swapaxes(Wp, -1, -2)) / 2)
+    return np.abs(np.einsum("...ij,...ij->...j", UF[..., ::-1], UP[..., ::-1]))

@@ -1,0 +1,191 @@
+"""Trajectory: saved times and states of one run, the derived per-mode series, a summary, save/load."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from linsim.config import Config
+from linsim.io import atomic_savez, atomic_write_json
+from linsim.theory import invariants as inv
+
+
+def _first_bad(states: dict[str, np.ndarray], bound: float) -> int | None:
+    """Index of the first saved time whose state is non-finite or exceeds ``bound`` (None if none)."""
+    bad = None
+    for v in states.values():
+        flat = v.reshape(v.shape[0], -1)
+        rows = ~np.all(np.isfinite(flat), axis=1) | np.any(np.abs(np.nan_to_num(flat, nan=np.inf)) > bound, axis=1)
+        idx = np.flatnonzero(rows)
+        if idx.size:
+            bad = int(idx[0]) if bad is None else min(bad, int(idx[0]))
+    return bad
+
+
+def _settle_time(ts: np.ndarray, x: np.ndarray, tol: np.ndarray) -> np.ndarray:
+    """Per column, the first saved time after which |x(t) - x(T)| <= tol stays true (NaN if never)."""
+    ok = np.abs(x - x[-1]) <= tol
+    out = np.full(x.shape[1], np.nan)
+    for j in range(x.shape[1]):
+        bad = np.flatnonzero(~ok[:, j])
+        k = 0 if bad.size == 0 else bad[-1] + 1
+        if k < len(ts):
+            out[j] = ts[k]
+    return out
+
+
+@dataclass
+class Trajectory:
+    """States at saved times plus derived per-mode series p, s, tau (shape (T, m), modes sorted as saved).
+
+    For the matrix model the modes are the eigenvectors u_j of F = W X W^T (descending s_j) with
+    p_j = u_j^T Wp u_j and tau_j = u_j^T Wa X W^T u_j / s_j; ``extras`` holds the eigenvalues of sym(Wp),
+    the asymmetry of Wp, the commutator [F, Wp] and the eigenvector alignment.
+    """
+
+    config: Config
+    ts: np.ndarray
+    states: dict[str, np.ndarray]
+    p: np.ndarray
+    s: np.ndarray
+    tau: np.ndarray
+    balance: np.ndarray | None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+    status: str = "ok"
+    t_end: float = math.nan
+    steps: int = 0
+
+    @classmethod
+    def from_states(cls, cfg: Config, ts, states, status: str = "ok", t_end: float | None = None, steps: int = 0):
+        ts = np.asarray(ts, dtype=float)
+        bad = _first_bad(states, cfg.solver.divergence_bound)
+        if bad is not None:  # keep the finite prefix; the run diverged after its last kept time
+            status = "diverged"
+            if t_end is None or not np.isfinite(t_end):
+                t_end = float(ts[bad])
+            keep = max(bad, 1)
+            ts = ts[:keep]
+            states = {k: v[:keep] for k, v in states.items()}
+        t_end = float(ts[-1]) if t_end is None else float(t_end)
+        h = cfg.hyper
+        law_holds = h.predictor == "grad" and h.stop_grad and h.eta_p_value == h.eta
+        extras: dict[str, np.ndarray] = {}
+        if cfg.model == "modes":
+            p, w, wa = states["p"], states["w"], states["wa"]
+            s = w**2
+            wa_eff = w if h.simsiam else wa
+            with np.errstate(divide="ignore", invalid="ignore"):
+                tau = np.where(w != 0, wa_eff / np.where(w != 0, w, 1.0), np.nan)
+            balance = inv.balance_residual_modes(ts, p, s, h.alpha_p, h.eta) if law_holds else None
+        else:
+            W, Wp, Wa = states["W"], states["Wp"], states["Wa"]
+            if h.simsiam:
+                Wa = W
+            s, p, tau, wp_eig, F = inv.matrix_modes(W, Wp, Wa, cfg.stats.X)
+            extras = {
+                "wp_eig": wp_eig,
+                "asymmetry": inv.asymmetry(Wp),
+                "commutator": inv.commutator_norm(F, Wp),
+                "alignment": inv.alignment(F, Wp),
+            }
+            balance = inv.balance_residual_matrix(ts, W, Wp, h.alpha_p, h.eta) if law_holds else None
+        return cls(cfg, ts, states, p, s, tau, balance, extras, status, t_end, steps)
+
+    # ------------------------------------------------------------------ per-mode results
+
+    @property
+    def collapse_floor(self) -> np.ndarray:
+        """The s below which a mode counts as collapsed: threshold * max(1, s(0)) (sec 9)."""
+        thr = self.config.solver.collapse_threshold
+        s0 = self.s[0] if self.config.model == "modes" else np.full(self.s.shape[1], self.s[0].max())
+        return thr * np.maximum(1.0, s0)
+
+    @property
+    def collapsed(self) -> np.ndarray:
+        return self.s[-1] < self.collapse_floor
+
+    @property
+    def collapse_time(self) -> np.ndarray:
+        """First saved time after which s stays below the collapse floor (NaN for surviving modes)."""
+        below = self.s < self.collapse_floor
+        out = np.full(self.s.shape[1], np.nan)
+        for j in np.flatnonzero(below[-1]):
+            above = np.flatnonzero(~below[:, j])
+            out[j] = self.ts[0 if above.size == 0 else above[-1] + 1]
+        return out
+
+    @property
+    def settle_time(self) -> np.ndarray:
+        """First saved time after which p stays within 1% of its final value (collapse time if collapsed)."""
+        tol = 0.01 * np.maximum(np.abs(self.p[-1]), 1e-3)
+        t = _settle_time(self.ts, self.p, tol)
+        return np.where(self.collapsed, self.collapse_time, t)
+
+    def summary(self) -> dict[str, Any]:
+        """Final per-mode values sorted by s (descending), invariants and status; JSON-ready."""
+        order = np.argsort(-self.s[-1], kind="stable")
+        coll, tcoll, tset = self.collapsed, self.collapse_time, self.settle_time
+        modes = []
+        for j in order:
+            tau = float(self.tau[-1, j])
+            modes.append(
+                {
+                    "p": float(self.p[-1, j]),
+                    "s": float(self.s[-1, j]),
+                    "tau": None if (coll[j] or not np.isfinite(tau)) else tau,
+                    "collapsed": bool(coll[j]),
+                    "collapse_time": None if np.isnan(tcoll[j]) else float(tcoll[j]),
+                    "settle_time": None if np.isnan(tset[j]) else float(tset[j]),
+                }
+            )
+        invariants: dict[str, Any] = {
+            "balance_residual": None if self.balance is None else float(np.max(self.balance)),
+        }
+        if self.balance is None:
+            invariants["balance_note"] = "the weight-decay balance law holds only for the gradient predictor with stop-gradient and eta_p = eta"
+        for key in ("asymmetry", "commutator"):
+            if key in self.extras:
+                invariants[f"{key}_final"] = float(self.extras[key][-1])
+        return {
+            "status": self.status,
+            "diverged": self.status == "diverged",
+            "t_end": self.t_end,
+            "steps": self.steps,
+            "n_modes": int(self.s.shape[1]),
+            "n_collapsed": int(coll.sum()),
+            "modes": modes,
+            "invariants": invariants,
+        }
+
+    # ------------------------------------------------------------------ files
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out = {"ts": self.ts, "p": self.p, "s": self.s, "tau": self.tau}
+        out.update({f"state_{k}": v for k, v in self.states.items()})
+        out.update({f"extra_{k}": v for k, v in self.extras.items()})
+        if self.balance is not None:
+            out["balance_residual"] = self.balance
+        return out
+
+    def save(self, folder: str | Path) -> None:
+        """Write trajectory.npz, config.json and summary.json into ``folder`` (each file atomically)."""
+        folder = Path(folder)
+        atomic_savez(folder / "trajectory.npz", **self.arrays())
+        atomic_write_json(folder / "config.json", self.config.to_json())
+        atomic_write_json(folder / "summary.json", {"config": self.config.to_json(), **self.summary()})
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Trajectory":
+        folder = Path(folder)
+        cfg = Config.from_json(json.loads((folder / "config.json").read_text()))
+        summ = json.loads((folder / "summary.json").read_text())
+        with np.load(folder / "trajectory.npz") as z:
+            states = {k[len("state_"):]: z[k] for k in z.files if k.startswith("state_")}
+            extras = {k[len("extra_"):]: z[k] for k in z.files if k.startswith("extra_")}
+            bal = z["balance_residual"] if "balance_residual" in z.files else None
+            return cls(cfg, z["ts"], states, z["p"], z["s"], z["tau"], bal, extras,
+                       summ["status"], float(summ["t_end"]), int(summ["steps"]))
