@@ -1,0 +1,169 @@
+"""`linsim simulate` (one run: table, files, plot) and `linsim fixed-points` (the analytic picture)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from linsim.cli._app import EXIT_DIVERGED, app, check_out, cli_command, default_out
+from linsim.config import Config, Hyper, Init, Solver, Stats
+from linsim.errors import LinsimError
+from linsim.io import atomic_dir, dumps
+
+
+def build_config(
+    *, model: str, n: int, n1: Optional[int], eta: float, eta_p: Optional[float], beta: float, alpha_p: float,
+    sigma2: float, stop_grad: bool, predictor: str, t_max: float, n_save: int, solver: str, rtol: float,
+    atol: float, dt: float, init_scale: float, seed: int, balanced: bool, target: str,
+) -> Config:
+    """Assemble and validate a Config from CLI values (raises LinsimError on the first mistake)."""
+    hyper = Hyper(eta=eta, eta_p=eta_p, beta=beta, alpha_p=alpha_p, stop_grad=stop_grad, predictor=predictor)
+    if n < 1:
+        raise LinsimError(f"n must be >= 1, got {n}")
+    stats = Stats.isotropic(n, sigma2)
+    return Config(
+        model=model,
+        n1=n1,
+        hyper=hyper,
+        stats=stats,
+        init=Init(scale=init_scale, seed=seed, balanced=balanced, target=target),
+        solver=Solver(t_max=t_max, n_save=n_save, method=solver, rtol=rtol, atol=atol, dt=dt),
+    )
+
+
+def _fmt(x, spec=".4g") -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def print_table(summary: dict, fp, out: Path | None) -> None:
+    """The compact terminal report: one line per mode, the invariants and where the files went."""
+    typer.echo(f"{'mode':>4} {'p':>11} {'s':>11} {'tau':>9}  state")
+    for j, m in enumerate(summary["modes"]):
+        if m["collapsed"]:
+            state = f"collapsed (t = {_fmt(m['collapse_time'])})"
+        else:
+            state = f"settled (t = {_fmt(m['settle_time'])})"
+        typer.echo(f"{j:>4} {m['p']:>11.6f} {m['s']:>11.4e} {_fmt(m['tau'], '.6f'):>9}  {state}")
+    typer.echo(f"{summary['n_collapsed']}/{summary['n_modes']} modes collapsed; status: {summary['status']}, "
+               f"t_end = {summary['t_end']:g}, {summary['steps']} solver steps")
+    if fp is not None:
+        if fp.exists:
+            typer.echo(f"fixed points: p+ = {fp.p_plus:.6f}, p- = {fp.p_minus:.6f}, eta_c = {fp.eta_c:.6f}")
+        else:
+            typer.echo(f"eta >= eta_c = {fp.eta_c:.6f}: no non-trivial fixed point, every mode must collapse")
+    inv = summary["invariants"]
+    parts = [f"{k} = {_fmt(v, '.3e')}" for k, v in inv.items() if not k.endswith("note")]
+    typer.echo("invariants: " + ", ".join(parts))
+    if out is not None:
+        typer.echo(f"wrote {out}/ (trajectory.npz, config.json, summary.json, run.png)")
+
+
+@app.command()
+@cli_command
+def simulate(
+    eta: float = typer.Option(0.04, help="weight decay of W (and of Wp unless --eta-p)"),
+    eta_p: Optional[float] = typer.Option(None, "--eta-p", help="weight decay of the predictor Wp [default: eta]"),
+    beta: float = typer.Option(0.5, help="EMA rate relative to the learning rate; inf = SimSiam"),
+    alpha_p: float = typer.Option(1.0, "--alpha-p", help="relative learning rate of the predictor"),
+    sigma2: float = typer.Option(0.5, help="augmentation variance: X = I, X' = sigma2 I"),
+    model: str = typer.Option("modes", help="'modes' (per-eigenmode p, w, w_a) or 'matrix' (full W, Wp, Wa)"),
+    n: int = typer.Option(8, help="input dimension (= number of modes for --model modes)"),
+    n1: Optional[int] = typer.Option(None, help="output dimension of W for --model matrix [default: n]"),
+    t_max: float = typer.Option(300.0, "--t-max", help="integration time (units of the online learning rate)"),
+    n_save: int = typer.Option(301, "--n-save", help="number of saved time points"),
+    init_scale: float = typer.Option(0.5, "--init-scale", help="scale of the random initialisation"),
+    seed: int = typer.Option(0, help="random seed of the initialisation"),
+    balanced: bool = typer.Option(False, help="balanced init Wp^T Wp = alpha_p W W^T (all modes on s = p^2/alpha_p)"),
+    target: str = typer.Option("copy", help="Wa(0): 'copy' of W(0) or 'independent'"),
+    stop_grad: bool = typer.Option(True, "--stop-grad/--no-stop-grad", help="keep the stop-gradient on the target"),
+    predictor: str = typer.Option("grad", help="predictor rule: grad, symmetric, identity (no predictor), directpred, directcopy"),
+    solver: str = typer.Option("tsit5", help="tsit5, dopri5, dopri8, kvaerno5 (adaptive) or euler (= full-batch SGD)"),
+    rtol: float = typer.Option(1e-9, help="relative tolerance of adaptive solvers"),
+    atol: float = typer.Option(1e-12, help="absolute tolerance of adaptive solvers"),
+    dt: float = typer.Option(0.01, help="Euler step (the SGD learning rate alpha); initial step otherwise"),
+    out: Optional[Path] = typer.Option(None, help="output folder [default: a fresh folder under runs/]"),
+    force: bool = typer.Option(False, help="replace an existing output folder"),
+    json_out: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout instead of the table"),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="write run.png"),
+) -> None:
+    """Integrate the linear BYOL/SimSiam dynamics and report what happens to every eigenmode."""
+    cfg = build_config(
+        model=model, n=n, n1=n1, eta=eta, eta_p=eta_p, beta=beta, alpha_p=alpha_p, sigma2=sigma2,
+        stop_grad=stop_grad, predictor=predictor, t_max=t_max, n_save=n_save, solver=solver, rtol=rtol,
+        atol=atol, dt=dt, init_scale=init_scale, seed=seed, balanced=balanced, target=target,
+    )
+    out = out if out is not None else default_out("simulate")
+    check_out(out, force)
+
+    from linsim.dynamics.modes import fixed_points
+    from linsim.solve import simulate as run
+
+    traj = run(cfg)
+    summary = {"config": cfg.to_json(), **traj.summary()}
+    with atomic_dir(out, force=force) as tmp:
+        traj.save(tmp)
+        if plot:
+            from linsim.io import atomic_savefig
+            from linsim.plots import plot_run
+
+            atomic_savefig(plot_run(traj), tmp / "run.png")
+    fp = fixed_points(eta, alpha_p, sigma2, eta_p=cfg.hyper.eta_p_value)
+    if json_out:
+        typer.echo(dumps(summary))
+    else:
+        print_table(summary, fp, out)
+    if summary["diverged"]:
+        typer.echo(f"diverged: the state became non-finite or exceeded {cfg.solver.divergence_bound:g} "
+                   f"at t = {traj.t_end:.4g} (results up to then are in {out})", err=True)
+        raise typer.Exit(EXIT_DIVERGED)
+    if summary["status"] == "max_steps":
+        typer.echo(f"solver stopped at max_steps before t_max (t_end = {traj.t_end:.4g}); loosen rtol or shorten t_max", err=True)
+        raise typer.Exit(EXIT_DIVERGED)
+
+
+@app.command("fixed-points")
+@cli_command
+def fixed_points_cmd(
+    eta: float = typer.Option(0.04, help="weight decay"),
+    sigma2: float = typer.Option(0.5, help="augmentation variance (X = I, X' = sigma2 I)"),
+    alpha_p: float = typer.Option(1.0, "--alpha-p", help="relative predictor learning rate"),
+    beta: float = typer.Option(1.0, help="EMA rate used for the stability analysis (inf = SimSiam)"),
+    json_out: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """p+, p-, s+, s-, eta_c and the stability of each fixed point of the per-mode dynamics (sec 3.4)."""
+    Hyper(eta=eta, beta=beta, alpha_p=alpha_p)  # validates
+    Stats.isotropic(1, sigma2)
+    import jax.numpy as jnp
+    import numpy as np
+
+    from linsim.dynamics.modes import fixed_points, stability
+
+    fp = fixed_points(eta, alpha_p, sigma2)
+    args = {k: jnp.asarray(v, jnp.float64) for k, v in
+            dict(eta=eta, eta_p=eta, beta=beta, alpha_p=alpha_p, x=1.0, xp=sigma2).items()}
+    points = {"origin": (0.0, 0.0)}
+    if fp.exists:
+        points.update(p_plus=(fp.p_plus, fp.s_plus), p_minus=(fp.p_minus, fp.s_minus))
+    stab = {}
+    for name, (p, s) in points.items():
+        eig, kind = stability(p, s, args)
+        stab[name] = {"p": p, "s": s, "eigenvalues": [float(np.real(e)) for e in eig],
+                      "eigenvalues_imag": [float(np.imag(e)) for e in eig], "stability": kind}
+    result = {
+        "eta": eta, "sigma2": sigma2, "alpha_p": alpha_p, "beta": beta,
+        "p_plus": fp.p_plus, "p_minus": fp.p_minus, "s_plus": fp.s_plus, "s_minus": fp.s_minus,
+        "eta_c": fp.eta_c, "exists": fp.exists, "stability": stab,
+    }
+    if eta == 0:
+        result["note"] = "eta = 0: p = 1/(1+sigma2) is a line of fixed points (any s); s+ is given on the balanced parabola"
+    if json_out:
+        typer.echo(dumps(result))
+        return
+    typer.echo(f"eta_c = 1/(4(1+sigma2)) = {fp.eta_c:.6f}")
+    if not fp.exists:
+        typer.echo(f"eta = {eta:g} >= eta_c: only the trivial fixed point; every mode collapses")
+    for name, d in stab.items():
+        eig = ", ".join(f"{e:+.4f}" for e in d["eigenvalues"])
+        typer.echo(f"{name:>8}: p = {d['p']:.6f}, s = {d['s']:.6f}  -> {d['stability']} (eigenvalues {eig})")
