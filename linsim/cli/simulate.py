@@ -17,12 +17,13 @@ def build_config(
     *, model: str, n: int, n1: Optional[int], eta: float, eta_p: Optional[float], beta: float, alpha_p: float,
     sigma2: float, stop_grad: bool, predictor: str, t_max: float, n_save: int, solver: str, rtol: float,
     atol: float, dt: float, init_scale: float, seed: int, balanced: bool, target: str,
+    stats_file: Optional[Path] = None,
 ) -> Config:
     """Assemble and validate a Config from CLI values (raises LinsimError on the first mistake)."""
     hyper = Hyper(eta=eta, eta_p=eta_p, beta=beta, alpha_p=alpha_p, stop_grad=stop_grad, predictor=predictor)
     if n < 1:
         raise LinsimError(f"n must be >= 1, got {n}")
-    stats = Stats.isotropic(n, sigma2)
+    stats = Stats.isotropic(n, sigma2) if stats_file is None else load_stats(stats_file)
     return Config(
         model=model,
         n1=n1,
@@ -31,6 +32,27 @@ def build_config(
         init=Init(scale=init_scale, seed=seed, balanced=balanced, target=target),
         solver=Solver(t_max=t_max, n_save=n_save, method=solver, rtol=rtol, atol=atol, dt=dt),
     )
+
+
+def load_stats(path: Path) -> Stats:
+    """Read X, X' from an .npz: keys (X, Xp) matrices, (x, xp) diagonal spectra, or (x1, x2) paired views."""
+    import numpy as np
+
+    if not path.is_file():
+        raise LinsimError(f"statistics file {path} does not exist")
+    try:
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as err:  # noqa: BLE001  (any unreadable file is bad input)
+        raise LinsimError(f"cannot read statistics file {path}: {err}") from None
+    keys = set(arrays)
+    if {"X", "Xp"} <= keys:
+        return Stats.matrices(arrays["X"], arrays["Xp"])
+    if {"x", "xp"} <= keys:
+        return Stats.diagonal(arrays["x"], arrays["xp"])
+    if {"x1", "x2"} <= keys:
+        return Stats.from_views(arrays["x1"], arrays["x2"])
+    raise LinsimError(f"{path} must hold arrays (X, Xp), (x, xp) or (x1, x2); found {sorted(keys)}")
 
 
 def _fmt(x, spec=".4g") -> str:
@@ -68,6 +90,7 @@ def simulate(
     beta: float = typer.Option(0.5, help="EMA rate relative to the learning rate; inf = SimSiam"),
     alpha_p: float = typer.Option(1.0, "--alpha-p", help="relative learning rate of the predictor"),
     sigma2: float = typer.Option(0.5, help="augmentation variance: X = I, X' = sigma2 I"),
+    stats: Optional[Path] = typer.Option(None, help=".npz with X, Xp (matrices), x, xp (spectra) or x1, x2 (paired views); overrides --sigma2 and --n"),
     model: str = typer.Option("modes", help="'modes' (per-eigenmode p, w, w_a) or 'matrix' (full W, Wp, Wa)"),
     n: int = typer.Option(8, help="input dimension (= number of modes for --model modes)"),
     n1: Optional[int] = typer.Option(None, help="output dimension of W for --model matrix [default: n]"),
@@ -92,7 +115,7 @@ def simulate(
     cfg = build_config(
         model=model, n=n, n1=n1, eta=eta, eta_p=eta_p, beta=beta, alpha_p=alpha_p, sigma2=sigma2,
         stop_grad=stop_grad, predictor=predictor, t_max=t_max, n_save=n_save, solver=solver, rtol=rtol,
-        atol=atol, dt=dt, init_scale=init_scale, seed=seed, balanced=balanced, target=target,
+        atol=atol, dt=dt, init_scale=init_scale, seed=seed, balanced=balanced, target=target, stats_file=stats,
     )
     out = out if out is not None else default_out("simulate")
     check_out(out, force)
@@ -109,7 +132,7 @@ def simulate(
             from linsim.plots import plot_run
 
             atomic_savefig(plot_run(traj), tmp / "run.png")
-    fp = fixed_points(eta, alpha_p, sigma2, eta_p=cfg.hyper.eta_p_value)
+    fp = fixed_points(eta, alpha_p, sigma2, eta_p=cfg.hyper.eta_p_value) if cfg.stats.kind == "isotropic" else None
     if json_out:
         typer.echo(dumps(summary))
     else:
