@@ -1,5 +1,7 @@
 """linsim command-line interface. Each command lives in its own module and registers on ``app``."""
 from linsim.cli._app import app, main  # noqa: F401
 from linsim.cli import simulate  # noqa: F401  (registers `simulate` and `fixed-points`)
+from linsim.cli import metrics  # noqa: F401
 
 __all__ = ["app", "main"]
+from linsim.cli import figures  # noqa: F401
