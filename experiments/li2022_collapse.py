@@ -127,5 +127,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {out / 'li2022_collapse.png'} and {out / 'li2022_collapse.csv'}")
 
 
+def make(out: Path) -> list[Path]:
+    """Figure 10 for ``linsim figures``: the released spectra's collapse trend."""
+    main(["--out", str(out)])
+    return [Path(out) / "li2022_collapse.png", Path(out) / "li2022_collapse.csv"]
+
+
 if __name__ == "__main__":
     main()

@@ -36,6 +36,8 @@ __all__ = [
     "alpha_req",
     "cev_auc",
     "cev_curve",
+    "check_embeddings",
+    "check_spectrum",
     "participation_ratio",
     "rankme",
     "singular_values",
