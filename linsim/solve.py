@@ -56,7 +56,7 @@ def _exploded(y, bound):
 
 @functools.partial(jax.jit, static_argnames=("model", "variant", "method", "max_steps"))
 def solve_adaptive(y0, args, ts, dt0, rtol, atol, bound, *, model, variant, method="tsit5", max_steps=1_000_000):
-    """Integrate from ts[0] to ts[-1]; returns (ys at ts, t_end, diverged flag, ok flag, number of steps)."""
+    """Integrate from ts[0] to ts[-1]; returns (ys at ts, state at t_end, t_end, diverged, ok, number of steps)."""
     field = FIELDS[model]
     term = dfx.ODETerm(lambda t, y, a: field(t, y, a, variant))
     event = dfx.Event(lambda t, y, a, **kw: _exploded(y, bound))
@@ -75,10 +75,11 @@ def solve_adaptive(y0, args, ts, dt0, rtol, atol, bound, *, model, variant, meth
         throw=False,
     )
     ys = jax.tree_util.tree_map(lambda v: v[:-1], sol.ys)
+    y_end = jax.tree_util.tree_map(lambda v: v[-1], sol.ys)
     t_end = sol.ts[-1]
     diverged = sol.result == dfx.RESULTS.event_occurred
     ok = (sol.result == dfx.RESULTS.successful) | diverged
-    return ys, t_end, diverged, ok, sol.stats["num_steps"]
+    return ys, y_end, t_end, diverged, ok, sol.stats["num_steps"]
 
 
 @functools.partial(jax.jit, static_argnames=("model", "variant", "n_save", "save_every"))
@@ -126,10 +127,11 @@ def simulate(cfg: Config, ts: Any = None, y0: dict | None = None) -> Trajectory:
         ys = {k: np.asarray(v) for k, v in ys.items()}
         return Trajectory.from_states(cfg, ts_np, ys, steps=(n_save - 1) * every)
     ts = jnp.linspace(0.0, s.t_max, s.n_save) if ts is None else jnp.asarray(ts, jnp.float64)
-    ys, t_end, diverged, ok, steps = solve_adaptive(
+    ys, y_end, t_end, diverged, ok, steps = solve_adaptive(
         y0, args, ts, s.dt, s.rtol, s.atol, s.divergence_bound,
         model=cfg.model, variant=variant, method=s.method, max_steps=s.max_steps,
     )
     ys = {k: np.asarray(v) for k, v in ys.items()}
     status = "diverged" if bool(diverged) else ("ok" if bool(ok) else "max_steps")
-    return Trajectory.from_states(cfg, np.asarray(ts), ys, status=status, t_end=float(t_end), steps=int(steps))
+    y_end = {k: np.asarray(v) for k, v in y_end.items()}
+    return Trajectory.from_states(cfg, np.asarray(ts), ys, status=status, t_end=float(t_end), steps=int(steps), y_end=y_end)

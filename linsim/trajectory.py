@@ -58,18 +58,30 @@ class Trajectory:
     status: str = "ok"
     t_end: float = math.nan
     steps: int = 0
+    diverged_modes: np.ndarray | None = None
 
     @classmethod
-    def from_states(cls, cfg: Config, ts, states, status: str = "ok", t_end: float | None = None, steps: int = 0):
+    def from_states(cls, cfg: Config, ts, states, status: str = "ok", t_end: float | None = None, steps: int = 0,
+                    y_end: dict[str, np.ndarray] | None = None):
+        """Build from saved states; ``y_end`` is the state where the solver stopped (used to tell which
+        modes blew up when a per-mode run diverged)."""
         ts = np.asarray(ts, dtype=float)
-        bad = _first_bad(states, cfg.solver.divergence_bound)
+        bound = cfg.solver.divergence_bound
+        bad = _first_bad(states, bound)
         if bad is not None:  # keep the finite prefix; the run diverged after its last kept time
             status = "diverged"
             if t_end is None or not np.isfinite(t_end):
                 t_end = float(ts[bad])
+            if y_end is None:
+                y_end = {k: v[bad] for k, v in states.items()}
             keep = max(bad, 1)
             ts = ts[:keep]
             states = {k: v[:keep] for k, v in states.items()}
+        diverged_modes = None
+        if status == "diverged" and cfg.model == "modes" and y_end is not None:
+            diverged_modes = np.zeros(np.shape(y_end["p"]), dtype=bool)
+            for v in y_end.values():
+                diverged_modes |= ~np.isfinite(v) | (np.abs(np.nan_to_num(v, nan=np.inf)) > bound)
         t_end = float(ts[-1]) if t_end is None else float(t_end)
         h = cfg.hyper
         law_holds = h.predictor == "grad" and h.stop_grad and h.eta_p_value == h.eta
@@ -93,7 +105,7 @@ class Trajectory:
                 "alignment": inv.alignment(F, Wp),
             }
             balance = inv.balance_residual_matrix(ts, W, Wp, h.alpha_p, h.eta) if law_holds else None
-        return cls(cfg, ts, states, p, s, tau, balance, extras, status, t_end, steps)
+        return cls(cfg, ts, states, p, s, tau, balance, extras, status, t_end, steps, diverged_modes)
 
     # ------------------------------------------------------------------ per-mode results
 
@@ -129,11 +141,16 @@ class Trajectory:
         """Final per-mode values sorted by s (descending), invariants and status; JSON-ready."""
         order = np.argsort(-self.s[-1], kind="stable")
         coll, tcoll, tset = self.collapsed, self.collapse_time, self.settle_time
+        div = self.diverged_modes
+        if div is None:  # matrix model (or a run that did not diverge): divergence is global
+            div = np.full(self.s.shape[1], self.status == "diverged")
         modes = []
         for j in order:
             tau = float(self.tau[-1, j])
             modes.append(
                 {
+                    "diverged": bool(div[j]),
+                    "divergence_time": self.t_end if div[j] else None,
                     "p": float(self.p[-1, j]),
                     "s": float(self.s[-1, j]),
                     "tau": None if (coll[j] or not np.isfinite(tau)) else tau,
@@ -157,6 +174,7 @@ class Trajectory:
             "steps": self.steps,
             "n_modes": int(self.s.shape[1]),
             "n_collapsed": int(coll.sum()),
+            "n_diverged": int(div.sum()),
             "modes": modes,
             "invariants": invariants,
         }
