@@ -260,6 +260,81 @@ class Solver:
             raise LinsimError(f"Euler step dt={self.dt:g} is larger than t_max={t_max:g}")
 
 
+# ---------------------------------------------------------------- issue 3: predictor rules and stochastic dynamics
+
+DIRECTPRED_FORMS = ("code", "theory")
+DIRECTCOPY_NORMS = ("fro", "spectral")
+NOISE_KINDS = ("none", "sgd", "sde")
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """Parameters of the closed-form predictor rules DirectPred / DirectCopy (theory note section 4.2-4.4).
+
+    rho: EMA rate of the correlation estimate, F_hat <- rho F_hat + (1 - rho) d (code ``dyn_lambda``);
+    eps: added to the eigenvalues (DirectPred, ``dyn_eps``) or to the diagonal (DirectCopy);
+    freq: Wp is reset every ``freq`` SGD steps (gradient-trained in between; code ``predictor_freq``);
+    form: DirectPred eigenvalue map, 'theory' p_j = sqrt(alpha_p s_j) + eps (sec 4.4 (a), reproduces p+-) or
+    'code' p_j = max(sqrt(max(s_j, 0)/s_max) + eps, 1e-4) (``boost_scale``); norm: DirectCopy's ||F_hat||,
+    'fro' or 'spectral'. Defaults: the official DirectPred command (rho = 0.3, eps = 0.01, freq = 1).
+    """
+
+    rho: float = 0.3
+    eps: float = 0.01
+    freq: int = 1
+    form: str = "theory"
+    norm: str = "fro"
+
+    def __post_init__(self) -> None:
+        rho = _finite("rho", self.rho)
+        if not 0 <= rho < 1:
+            raise LinsimError(f"rho (EMA rate of the correlation estimate) must be in [0, 1), got {rho:g}")
+        eps = _finite("eps", self.eps)
+        if not (eps >= 0 and math.isfinite(eps)):
+            raise LinsimError(f"eps must be finite and >= 0, got {eps:g}")
+        _dim("freq", self.freq)
+        if self.form not in DIRECTPRED_FORMS:
+            raise LinsimError(f"unknown DirectPred form {self.form!r}; choose one of {', '.join(DIRECTPRED_FORMS)}")
+        if self.norm not in DIRECTCOPY_NORMS:
+            raise LinsimError(f"unknown DirectCopy norm {self.norm!r}; choose one of {', '.join(DIRECTCOPY_NORMS)}")
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Stochastic dynamics (theory note section 1.6): 'none' (ODE / full-batch Euler), 'sgd' (finite-batch SGD
+    on sampled Gaussian data and views, step alpha = ``Solver.dt``) or 'sde' (drift = ODE, diffusion = the
+    minibatch gradient covariance at batch B and step alpha).
+
+    batch: minibatch size B; seeds: ensemble size K (noise seeds derived from ``Init.seed``; the initial
+    state is shared); momentum: SGD momentum mu (PyTorch convention; 'sgd' only); normalized: BYOL's
+    l2-normalised loss 2 - 2 cos(y, z) instead of the un-normalised one ('sgd' only); symmetric: average the
+    loss over both view orders; sde_dt: Euler-Maruyama step of the SDE (None = alpha).
+    """
+
+    kind: str = "none"
+    batch: int = 256
+    seeds: int = 1
+    momentum: float = 0.0
+    normalized: bool = False
+    symmetric: bool = False
+    sde_dt: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in NOISE_KINDS:
+            raise LinsimError(f"unknown noise {self.kind!r}; choose one of {', '.join(NOISE_KINDS)}")
+        _dim("batch", self.batch)
+        _dim("seeds", self.seeds)
+        mu = _finite("momentum", self.momentum)
+        if not 0 <= mu < 1:
+            raise LinsimError(f"momentum must be in [0, 1), got {mu:g}")
+        if self.sde_dt is not None:
+            h = _finite("sde_dt", self.sde_dt)
+            if not (h > 0 and math.isfinite(h)):
+                raise LinsimError(f"sde_dt must be finite and > 0, got {h:g}")
+        if self.kind == "sde" and (self.momentum or self.normalized):
+            raise LinsimError("the SDE models plain SGD on the un-normalised loss: momentum and normalized need --noise sgd")
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a run needs: model kind ('modes' or 'matrix'), n1 (matrix output dim) and the four parts."""
@@ -270,6 +345,8 @@ class Config:
     stats: Stats = field(default_factory=lambda: Stats.isotropic(8, 0.5))
     init: Init = field(default_factory=Init)
     solver: Solver = field(default_factory=Solver)
+    predictor: Predictor = field(default_factory=Predictor)  # issue 3: DirectPred/DirectCopy parameters
+    noise: Noise = field(default_factory=Noise)  # issue 3: finite-batch SGD / SDE
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -299,6 +376,8 @@ class Config:
             "stats": self.stats.to_json(),
             "init": dataclasses.asdict(self.init),
             "solver": dataclasses.asdict(self.solver),
+            "predictor": dataclasses.asdict(self.predictor),
+            "noise": dataclasses.asdict(self.noise),
         }
 
     @classmethod
@@ -314,4 +393,6 @@ class Config:
             stats=Stats.from_json(d["stats"]),
             init=Init(**d["init"]),
             solver=Solver(**d["solver"]),
+            predictor=Predictor(**d.get("predictor", {})),
+            noise=Noise(**d.get("noise", {})),
         )
