@@ -260,7 +260,7 @@ class Solver:
             raise LinsimError(f"Euler step dt={self.dt:g} is larger than t_max={t_max:g}")
 
 
-# ---------------------------------------------------------------- issue 3: predictor rules and stochastic dynamics
+# ---------------------------------------------------------------- predictor rules and stochastic dynamics
 
 DIRECTPRED_FORMS = ("code", "theory")
 DIRECTCOPY_NORMS = ("fro", "spectral")
@@ -345,8 +345,8 @@ class Config:
     stats: Stats = field(default_factory=lambda: Stats.isotropic(8, 0.5))
     init: Init = field(default_factory=Init)
     solver: Solver = field(default_factory=Solver)
-    predictor: Predictor = field(default_factory=Predictor)  # issue 3: DirectPred/DirectCopy parameters
-    noise: Noise = field(default_factory=Noise)  # issue 3: finite-batch SGD / SDE
+    predictor: Predictor = field(default_factory=Predictor)  # DirectPred/DirectCopy parameters
+    noise: Noise = field(default_factory=Noise)  # finite-batch SGD / SDE
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:

@@ -113,7 +113,7 @@ def simulate(cfg: Config, ts: Any = None, y0: dict | None = None) -> Trajectory:
     ``y0``: an explicit initial state (default drawn from ``cfg.init``).
     """
     if cfg.hyper.predictor in ("directpred", "directcopy"):
-        from linsim.dynamics.predictors import simulate_discrete_predictor  # issue 3: reset rules
+        from linsim.dynamics.predictors import simulate_discrete_predictor  # discrete reset rules
 
         return simulate_discrete_predictor(cfg, y0=y0)
     s = cfg.solver

@@ -79,7 +79,31 @@ def print_table(summary: dict, fp, out: Path | None) -> None:
     parts = [f"{k} = {_fmt(v, '.3e')}" for k, v in inv.items() if not k.endswith("note")]
     typer.echo("invariants: " + ", ".join(parts))
     if out is not None:
-        typer.echo(f"wrote {out}/ (trajectory.npz, config.json, summary.json, run.png)")
+        typer.echo(f"wrote {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
+
+
+# ---------------------------------------------------------------- predictor rules and stochastic dynamics
+
+
+def with_rules_and_noise(cfg: Config, *, rho: float, eps: float, freq: int, form: str, norm: str, noise: str,
+                         batch: int, lr: Optional[float], seeds: int) -> Config:
+    """Add the DirectPred/DirectCopy parameters and the noise model to a Config (``--lr`` overrides ``--dt``)."""
+    import dataclasses
+
+    from linsim.config import Noise, Predictor
+
+    solver = cfg.solver if lr is None else dataclasses.replace(cfg.solver, dt=lr)
+    return dataclasses.replace(cfg, solver=solver, predictor=Predictor(rho=rho, eps=eps, freq=freq, form=form, norm=norm),
+                               noise=Noise(kind=noise, batch=batch, seeds=seeds))
+
+
+def print_ensemble(ens: dict) -> None:
+    """Ensemble mean +- std over seeds of the final p_j and s_j (modes by descending mean s)."""
+    typer.echo(f"{ens['kind']} ensemble: {ens['seeds']} seeds, batch {ens['batch']}, lr {ens['lr']:g}, t = {ens['t']:g}"
+               + (f", {ens['diverged_seeds']} diverged (excluded)" if ens["diverged_seeds"] else ""))
+    typer.echo(f"{'mode':>4} {'p mean':>11} {'p std':>10} {'s mean':>11} {'s std':>10}")
+    for j, (pm, ps, sm, ss) in enumerate(zip(ens["p_mean"], ens["p_std"], ens["s_mean"], ens["s_std"])):
+        typer.echo(f"{j:>4} {pm:>11.6f} {ps:>10.3e} {sm:>11.4e} {ss:>10.3e}")
 
 
 @app.command()
@@ -110,6 +134,16 @@ def simulate(
     force: bool = typer.Option(False, help="replace an existing output folder"),
     json_out: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout instead of the table"),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="write run.png"),
+    # predictor rules (--predictor directpred/directcopy) and stochastic dynamics
+    rho: float = typer.Option(0.3, help="directpred/directcopy: EMA rate of the correlation estimate F_hat"),
+    eps: float = typer.Option(0.01, help="directpred: added to every p_j; directcopy: eps I added to F_hat/||F_hat||"),
+    freq: int = typer.Option(1, help="directpred/directcopy: reset Wp every FREQ steps (SGD-trained in between)"),
+    form: str = typer.Option("theory", help="directpred eigenvalues: 'theory' sqrt(alpha_p s)+eps or 'code' sqrt(s/s_max)+eps"),
+    norm: str = typer.Option("fro", help="directcopy norm of F_hat: 'fro' or 'spectral'"),
+    noise: str = typer.Option("none", help="none (ODE), sgd (finite-batch SGD ensemble) or sde (gradient-noise SDE ensemble)"),
+    batch: int = typer.Option(256, help="--noise sgd/sde: minibatch size B"),
+    lr: Optional[float] = typer.Option(None, help="SGD learning rate alpha (overrides --dt)"),
+    seeds: int = typer.Option(1, help="--noise sgd/sde: ensemble size (noise seeds derived from --seed)"),
 ) -> None:
     """Integrate the linear BYOL/SimSiam dynamics and report what happens to every eigenmode."""
     cfg = build_config(
@@ -117,16 +151,32 @@ def simulate(
         stop_grad=stop_grad, predictor=predictor, t_max=t_max, n_save=n_save, solver=solver, rtol=rtol,
         atol=atol, dt=dt, init_scale=init_scale, seed=seed, balanced=balanced, target=target, stats_file=stats,
     )
+    cfg = with_rules_and_noise(cfg, rho=rho, eps=eps, freq=freq, form=form, norm=norm, noise=noise, batch=batch,
+                               lr=lr, seeds=seeds)
     out = out if out is not None else default_out("simulate")
     check_out(out, force)
 
     from linsim.dynamics.modes import fixed_points
     from linsim.solve import simulate as run
 
-    traj = run(cfg)
+    ens = None
+    if cfg.noise.kind != "none":  # an ensemble; the per-mode table and the plot show seed 0
+        from linsim.dynamics.stochastic import simulate_ensemble
+
+        ens = simulate_ensemble(cfg)
+        traj = ens.trajectory(0)
+    else:
+        traj = run(cfg)
     summary = {"config": cfg.to_json(), **traj.summary()}
+    if ens is not None:
+        summary["ensemble"] = ens.summary()
     with atomic_dir(out, force=force) as tmp:
         traj.save(tmp)
+        if ens is not None:  # summary.json gains "ensemble"; ensemble.npz holds the series
+            from linsim.io import atomic_savez, atomic_write_json
+
+            atomic_write_json(tmp / "summary.json", summary)
+            atomic_savez(tmp / "ensemble.npz", **ens.arrays())
         if plot:
             from linsim.io import atomic_savefig
             from linsim.plots import plot_run
@@ -137,6 +187,8 @@ def simulate(
         typer.echo(dumps(summary))
     else:
         print_table(summary, fp, out)
+        if ens is not None:
+            print_ensemble(summary["ensemble"])
     if summary["diverged"]:
         typer.echo(f"diverged: the state became non-finite or exceeded {cfg.solver.divergence_bound:g} "
                    f"at t = {traj.t_end:.4g} (results up to then are in {out})", err=True)

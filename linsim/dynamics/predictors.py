@@ -1,0 +1,209 @@
+"""Closed-form predictor rules (DirectPred, DirectCopy, symmetric projection) and the discrete simulator
+that applies them as resets between SGD steps.
+
+Each rule is one small pure function of the correlation estimate F_hat (a symmetric n1 x n1 matrix, or its
+diagonal for the per-mode model); the EMA of F_hat is the pair ``corr_init`` / ``corr_update`` (optax
+style: state in, state out). ``simulate_discrete_predictor`` runs the code-faithful order of operations
+of the official trainer with expected (full-batch) gradients, i.e. explicit Euler with step dt = alpha.
+
+References: Tian, Chen & Ganguli (ICML 2021), Eqs. 18-19 and facebookresearch/luckmatters
+``ssl/real-dataset/byol_trainer.py`` @cb23d10 (``Accumulator``, ``compute_w_corr``, ``regulate_predictor``);
+Wang, Chen, Du & Tian (arXiv 2110.04947) for DirectCopy. ../shared/theory/byol_simsiam_dynamics.md
+sections 4.2 (code semantics), 4.3 (DirectCopy), 4.4 (DirectPred inside the linear toy).
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from linsim.config import Config
+from linsim.dynamics.variant import Variant, ema_parts
+from linsim.errors import LinsimError
+
+P_FLOOR = 1e-4  # the code's clamp(p, min=1e-4) (``compute_w_corr``)
+RULES = ("directpred", "directcopy")
+
+
+# ---------------------------------------------------------------- one small pure function per rule
+
+
+def symmetrize(Wp):
+    """(Wp + Wp^T) / 2: the code's ``predictor_reg=symmetric`` projection (sec 2.4, 4.2)."""
+    return 0.5 * (Wp + jnp.swapaxes(Wp, -1, -2))
+
+
+def directpred_eigs(s, eps=0.01, form: str = "code", alpha_p=1.0):
+    """DirectPred's eigenvalue map s_j -> p_j (Eq. 18, sec 4.2 and 4.4).
+
+    form='code' (``balance_type=boost_scale``, ``dyn_convert=2``): u_j = max(s_j, 0) / max_j s_j,
+    p_j = max(sqrt(u_j) + eps, 1e-4). If max_j s_j <= 0 (F_hat = 0) every u_j is taken as 0.
+    form='theory' (sec 4.4 (a)): p_j = sqrt(alpha_p max(s_j, 0)) + eps; with eps = 0 the toy keeps the
+    gradient predictor's fixed points p+- because they satisfy s = p^2 / alpha_p (sec 3.3-3.4).
+    """
+    s = jnp.asarray(s)
+    sp = jnp.clip(s, 0.0, None)
+    if form == "code":
+        smax = jnp.max(s, axis=-1, keepdims=True)
+        u = sp / jnp.where(smax > 0, smax, 1.0)
+        return jnp.maximum(jnp.sqrt(u) + eps, P_FLOOR)
+    if form == "theory":
+        return jnp.sqrt(alpha_p * sp) + eps
+    raise LinsimError(f"unknown DirectPred form {form!r}; choose 'code' or 'theory'")
+
+
+def directpred(F_hat, eps=0.01, form: str = "code", alpha_p=1.0):
+    """W_p = U diag(p_j) U^T with (s_j, U) = eigh(sym F_hat) and p_j = ``directpred_eigs(s_j)`` (Eq. 18).
+
+    The code used ``torch.eig`` (general solver, real part); eigh of the symmetrised matrix is the same for
+    a symmetric F_hat and is the recommended re-implementation (sec 7). Note the default form is the
+    paper's ('code'); ``Predictor`` in the config defaults to 'theory' for the un-normalised toy (sec 4.4).
+    """
+    s, U = jnp.linalg.eigh(symmetrize(F_hat))
+    p = directpred_eigs(s, eps, form, alpha_p)
+    return (U * p[..., None, :]) @ jnp.swapaxes(U, -1, -2)
+
+
+def _norm_of(F_hat, norm: str, diagonal: bool):
+    if norm == "fro":
+        return jnp.sqrt(jnp.sum(F_hat * F_hat, axis=(-1,) if diagonal else (-2, -1)))
+    if norm == "spectral":
+        if diagonal:
+            return jnp.max(jnp.abs(F_hat), axis=-1)
+        return jnp.max(jnp.abs(jnp.linalg.eigvalsh(symmetrize(F_hat))), axis=-1)
+    raise LinsimError(f"unknown DirectCopy norm {norm!r}; choose 'fro' or 'spectral'")
+
+
+def directcopy(F_hat, eps=0.3, norm: str = "fro"):
+    """W_p = F_hat / ||F_hat|| + eps I (DirectCopy per [S1], sec 4.3; the norm type is unconfirmed, so both
+    Frobenius and spectral are offered). F_hat = 0 gives eps I. Symmetric whenever F_hat is."""
+    F_hat = symmetrize(F_hat)
+    nrm = _norm_of(F_hat, norm, diagonal=False)[..., None, None]
+    eye = jnp.eye(F_hat.shape[-1], dtype=F_hat.dtype)
+    return F_hat / jnp.where(nrm > 0, nrm, 1.0) + eps * eye
+
+
+def directcopy_eigs(s, eps=0.3, norm: str = "fro"):
+    """DirectCopy on a diagonal F_hat = diag(s) (per-mode model): p_j = s_j / ||s|| + eps."""
+    s = jnp.asarray(s)
+    nrm = _norm_of(s, norm, diagonal=True)[..., None]
+    return s / jnp.where(nrm > 0, nrm, 1.0) + eps
+
+
+# ---------------------------------------------------------------- the rho-EMA of the correlation (Eq. 19)
+
+
+def corr_init(d):
+    """First call of the code's ``Accumulator``: F_hat_1 = d_1 (no (1 - rho) factor)."""
+    return d
+
+
+def corr_update(F_hat, d, rho):
+    """F_hat_t = rho F_hat_{t-1} + (1 - rho) d_t (Eq. 19, ``Accumulator`` with ``dyn_lambda`` = rho)."""
+    return rho * F_hat + (1.0 - rho) * d
+
+
+def corr_step(F_hat, d, rho, k):
+    """``corr_init`` at step k = 0, ``corr_update`` afterwards (jit-friendly)."""
+    return jnp.where(k == 0, corr_init(d), corr_update(F_hat, d, rho))
+
+
+def apply_rule(F_hat, rule: str, *, eps, form: str = "code", norm: str = "fro", alpha_p=1.0, diagonal=False):
+    """The predictor that ``rule`` builds from F_hat (a matrix, or the diagonal vector when ``diagonal``)."""
+    if rule == "directpred":
+        return directpred_eigs(F_hat, eps, form, alpha_p) if diagonal else directpred(F_hat, eps, form, alpha_p)
+    if rule == "directcopy":
+        return directcopy_eigs(F_hat, eps, norm) if diagonal else directcopy(F_hat, eps, norm)
+    raise LinsimError(f"unknown predictor rule {rule!r}; choose one of {', '.join(RULES)}")
+
+
+# ---------------------------------------------------------------- discrete (Euler = full-batch SGD) simulator
+
+KEYS = {"matrix": ("W", "Wp", "Wa"), "modes": ("w", "p", "wa")}
+
+
+def correlation(W, X, model: str):
+    """F = W X W^T (matrix) or its diagonal x_j w_j^2 (modes): the expectation of the theory's predictor-input
+    correlation (sec 2.5). The code's batch estimate E[f f^T] over views has expectation W (X + X') W^T; the
+    difference only rescales s_j by (1 + sigma2) in the isotropic toy."""
+    return W @ X @ W.T if model == "matrix" else X * W * W
+
+
+def ema_target(Wa, W_new, dt, beta):
+    """Wa <- gamma_a Wa + (1 - gamma_a) W_new with gamma_a = 1 - dt beta; SimSiam (beta = inf): Wa = W_new.
+
+    Applied after the online step, as the code does (sec 1.5, 4.2 step 6)."""
+    simsiam, b = ema_parts(beta)
+    return jnp.where(simsiam, W_new, Wa + dt * b * (W_new - Wa))
+
+
+def reset_predictor(Wp, F_hat, k, *, rule, freq, eps, form, norm, alpha_p, model):
+    """Overwrite Wp with the rule's output when k % freq == 0 (``regulate_predictor``, also at k = 0)."""
+    new = apply_rule(F_hat, rule, eps=eps, form=form, norm=norm, alpha_p=alpha_p, diagonal=(model == "modes"))
+    return jnp.where(k % freq == 0, new, Wp)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "variant", "rule", "form", "norm", "freq", "n_save", "save_every"))
+def _run_discrete(y0, args, dt, rho, eps, *, model, variant, rule, form, norm, freq, n_save, save_every):
+    from linsim.solve import FIELDS  # late import: solve imports this module lazily too
+
+    field = FIELDS[model]
+    kW, kP, kA = KEYS[model]
+    X = args["X"] if model == "matrix" else args["x"]
+
+    def step(carry, _):
+        y, F_hat, k = carry
+        F_hat = corr_step(F_hat, correlation(y[kW], X, model), rho, k)  # 1. accumulate from the current W
+        d = field(0.0, y, args, variant)  # 2-3. expected gradient of the loss (+ weight decay)
+        W = y[kW] + dt * d[kW]  # 4. online step ...
+        Wp = y[kP] + dt * d[kP]  # ... and predictor step (lr alpha alpha_p, inside the field)
+        Wp = reset_predictor(Wp, F_hat, k, rule=rule, freq=freq, eps=eps, form=form, norm=norm,
+                             alpha_p=args["alpha_p"], model=model)  # 5. reset every freq steps
+        Wa = ema_target(y[kA], W, dt, args["beta"])  # 6. EMA of the target
+        return ({kW: W, kP: Wp, kA: Wa}, F_hat, k + 1), None
+
+    def segment(carry, _):
+        carry, _ = jax.lax.scan(step, carry, None, length=save_every)
+        return carry, (carry[0], carry[1])
+
+    F0 = jnp.zeros_like(correlation(y0[kW], X, model))
+    _, (ys, Fs) = jax.lax.scan(segment, (y0, F0, jnp.asarray(0)), None, length=n_save - 1)
+    ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+    Fs = jnp.concatenate([F0[None], Fs])
+    return ys, Fs
+
+
+def simulate_discrete_predictor(cfg: Config, y0: dict | None = None):
+    """Discrete simulation of a DirectPred/DirectCopy predictor: explicit Euler with step ``cfg.solver.dt``
+    (= full-batch SGD with learning rate alpha, any solver method) in the official trainer's order (sec 4.2):
+
+    1. F_hat <- EMA(F_hat, F(W)) with F = W X W^T (F_hat_1 = F_1); 2. expected gradients at (W, Wp, Wa);
+    3. W += alpha dW/dt, Wp += alpha dWp/dt (the predictor is gradient-trained between resets);
+    4. Wp <- rule(F_hat) when step % freq == 0 (so at step 0 too); 5. Wa <- gamma_a Wa + (1-gamma_a) W,
+    gamma_a = 1 - alpha beta (SimSiam: Wa = W). Works for the matrix and per-mode models (diagonal F_hat).
+    Returns a Trajectory; ``extras['F_hat']`` holds the correlation estimate at the saved steps.
+    """
+    from linsim.initial import initial_state
+    from linsim.solve import euler_grid, make_args, variant_of
+    from linsim.trajectory import Trajectory
+
+    rule = cfg.hyper.predictor
+    if rule not in RULES:
+        raise LinsimError(f"simulate_discrete_predictor needs predictor directpred or directcopy, got {rule!r}")
+    if cfg.noise.kind != "none":
+        raise LinsimError("stochastic runs go through linsim.dynamics.stochastic.simulate_ensemble, not the discrete predictor simulator")
+    s, pr = cfg.solver, cfg.predictor
+    y0 = {k: jnp.asarray(v, jnp.float64) for k, v in (y0 or initial_state(cfg)).items()}
+    n_save, every = euler_grid(s.t_max, s.dt, s.n_save)
+    variant: Variant = variant_of(cfg)
+    ys, Fs = _run_discrete(
+        y0, make_args(cfg), jnp.asarray(s.dt), jnp.asarray(pr.rho), jnp.asarray(pr.eps),
+        model=cfg.model, variant=variant, rule=rule, form=pr.form, norm=pr.norm, freq=int(pr.freq),
+        n_save=n_save, save_every=every,
+    )
+    ts = np.arange(n_save) * every * s.dt
+    traj = Trajectory.from_states(cfg, ts, {k: np.asarray(v) for k, v in ys.items()}, steps=(n_save - 1) * every)
+    traj.extras["F_hat"] = np.asarray(Fs)[: len(traj.ts)]
+    return traj

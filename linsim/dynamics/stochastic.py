@@ -1,0 +1,417 @@
+"""Stochastic dynamics of the linear BYOL/SimSiam model: finite-batch SGD (the ground truth for a linear
+network fed Gaussian data) and the SDE that matches its first two moments.
+
+(a) SGD (``simulate_sgd``): x ~ N(0, X), two views x_i = x + e_i with e_i ~ N(0, X') (sec 1.6); one step on a
+    minibatch of B samples with lr alpha (= ``Solver.dt``) for W and alpha alpha_p for Wp, weight decay
+    eta / eta_p, optional SGD momentum (PyTorch convention, momentum on the gradient + weight decay), target
+    EMA gamma_a = 1 - alpha beta applied after the online step (SimSiam: Wa = W). Gradients are
+    ``jax.grad`` of the minibatch loss with ``stop_gradient`` on the target. Losses, per sample:
+      un-normalised  1/2 ||Wp W x1 - Wa x2||^2            (expectation = the ODE's J, sec 1.3)
+      normalised     2 - 2 <y/|y|, z/|z|>,  y = Wp W x1, z = Wa x2   (BYOL's regression loss)
+    ``symmetric=True`` averages the loss over both view orders (x1 -> x2 and x2 -> x1). Averaging (not the
+    code's sum) keeps the un-normalised loss's time scale equal to the ODE's; the official code sums the
+    two directions, i.e. it equals ``symmetric=True`` with twice the learning rate. DirectPred/DirectCopy
+    resets use the batch estimate d = sym(mean f1 f2^T), f_i = W x_i, whose expectation is W X W^T, as in
+    the full-batch simulator (the code's mean f f^T over views estimates W (X+X') W^T instead).
+(b) SDE (``simulate_sde``): d theta = f(theta) dt + sqrt(alpha / B) Sigma(theta)^{1/2} dB_t, with f the ODE
+    (``matrix_field`` / ``modes_field``) and Sigma the covariance of the per-sample gradient (times alpha_p
+    on Wp, as the predictor's step is alpha alpha_p). Itô Euler-Maruyama (diffrax) with a
+    VirtualBrownianTree; with step h = alpha its one-step mean and covariance equal SGD's.
+
+The per-sample diffusion, exactly and without Monte Carlo: the per-sample loss is *linear* in the outer
+product Z = z z^T of the stacked views z = (x1, x2) ~ N(0, S), S = [[X+X', X], [X, X+X']]:
+l(theta, Z) = 1/2 tr(L Z L^T) with L = [Wp W, -Wa], so the per-sample gradient is g(theta, Z), linear in Z,
+and its mean g(theta, S) is minus the ODE drift (without weight decay). Write z = S^{1/2} zeta with
+zeta ~ N(0, I): vec(zeta zeta^T - I) has covariance I + K (K the commutation matrix), which is also the
+covariance of the Gaussian symmetric matrix M = (G + G^T)/sqrt(2), G with iid N(0, 1) entries. Hence
+g(theta, S^{1/2} M S^{1/2}) has exactly the per-sample gradient covariance Sigma(theta) (Isserlis), and the
+diffusion is the linear operator M -> sqrt(alpha/B) g(theta, S^{1/2} M S^{1/2}) driven by a (2n x 2n)
+Brownian matrix (symmetrised). Cost O(n^3) per step; no (n n1)^2 covariance matrix is ever formed.
+
+What the SDE captures: the drift (exact ODE) and the gradient-noise covariance at every state, so ensemble
+means and variances to first order in alpha/B (weak order 1 for alpha -> 0; Li, Tai & E 2017).
+What it does not: the non-Gaussian (third and higher) cumulants of the per-sample gradient; the O(alpha)
+discretisation bias of SGD when integrated with h < alpha (implicit regularisation terms); momentum, the
+l2-normalised loss and predictor resets (use ``simulate_sgd``); the code's EMA-after-step order (O(alpha)).
+
+Per-mode model: each mode j is its own scalar network (n = n1 = 1) fed by its own data coordinate
+(variance x_j, augmentation x'_j), so the noise never couples modes nor breaks alignment; the matrix model
+has that coupling. References: ../shared/theory/byol_simsiam_dynamics.md sections 1.3-1.6, 4.2, 10 item 10.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import diffrax as dfx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+
+from linsim.config import Config
+from linsim.dynamics.predictors import KEYS, RULES, corr_step, ema_target, reset_predictor, symmetrize
+from linsim.dynamics.variant import Variant, ema_parts
+from linsim.errors import LinsimError
+
+
+def _psd_sqrt(a: np.ndarray) -> np.ndarray:
+    lam, U = np.linalg.eigh((a + a.T) / 2)
+    return (U * np.sqrt(np.clip(lam, 0, None))) @ U.T
+
+
+def view_moment(cfg: Config) -> np.ndarray:
+    """S = E[z z^T] of the stacked views z = (x1, x2): [[X+X', X], [X, X+X']] (2n x 2n; sec 1.2), or per
+    mode the 2 x 2 blocks [[x+x', x], [x, x+x']] (shape (m, 2, 2))."""
+    if cfg.model == "modes":
+        x, xp = cfg.stats.x, cfg.stats.xp
+        return np.stack([np.stack([x + xp, x], -1), np.stack([x, x + xp], -1)], -2)
+    X, Xp = cfg.stats.X, cfg.stats.Xp
+    return np.block([[X + Xp, X], [X, X + Xp]])
+
+
+# ---------------------------------------------------------------- losses
+
+
+def _forward(y, x1, x2, model: str, variant: Variant, simsiam):
+    """Online prediction Wp W x1 and target Wa x2 (stop-gradient unless variant.stop_grad is False).
+
+    Matrix: x (B, n) -> (B, n1). Modes: x (B, m) -> (B, m), each column one scalar network."""
+    kW, kP, kA = KEYS[model]
+    W, Wp, Wa = y[kW], y[kP], y[kA]
+    if variant.stop_grad:
+        Wa = jax.lax.stop_gradient(jnp.where(simsiam, W, Wa))
+    else:  # gradient through the target branch with Wa = W (sec 2.2)
+        Wa = W
+    if model == "matrix":
+        f1 = x1 @ W.T
+        y1 = f1 if variant.predictor == "identity" else f1 @ Wp.T
+        return y1, x2 @ Wa.T, f1
+    f1 = x1 * W
+    y1 = f1 if variant.predictor == "identity" else f1 * Wp
+    return y1, x2 * Wa, f1
+
+
+def minibatch_loss(y, x1, x2, *, model: str, variant: Variant, simsiam, normalized=False, symmetric=False):
+    """Mean over the batch of the per-sample loss (module docstring); symmetric averages both view orders."""
+
+    def one(a, b):
+        pred, targ, _ = _forward(y, a, b, model, variant, simsiam)
+        if normalized:
+            pn = pred / jnp.linalg.norm(pred, axis=-1, keepdims=True)
+            tn = targ / jnp.linalg.norm(targ, axis=-1, keepdims=True)
+            return jnp.mean(2.0 - 2.0 * jnp.sum(pn * tn, axis=-1))
+        return 0.5 * jnp.mean(jnp.sum((pred - targ) ** 2, axis=-1))
+
+    return 0.5 * (one(x1, x2) + one(x2, x1)) if symmetric else one(x1, x2)
+
+
+def moment_loss(y, Z, *, model: str, variant: Variant, simsiam, symmetric=False):
+    """The un-normalised per-sample loss as a linear function of Z = z z^T (z = (x1, x2)):
+    l = 1/2 tr(L Z L^T), L = [Wp W, -Wa]; l(theta, S) is the expected loss J (sec 1.3)."""
+    kW, kP, kA = KEYS[model]
+    W, Wp, Wa = y[kW], y[kP], y[kA]
+    Wa = jax.lax.stop_gradient(jnp.where(simsiam, W, Wa)) if variant.stop_grad else W
+    if model == "matrix":
+        PW = W if variant.predictor == "identity" else Wp @ W
+        L = jnp.concatenate([PW, -Wa], axis=1)
+        Lsw = jnp.concatenate([-Wa, PW], axis=1)  # the swapped view order x2 -> x1
+        q = lambda A: 0.5 * jnp.trace(A @ Z @ A.T)  # noqa: E731
+    else:
+        PW = W if variant.predictor == "identity" else Wp * W
+        L = jnp.stack([PW, -Wa], -1)  # (m, 2)
+        Lsw = jnp.stack([-Wa, PW], -1)
+        q = lambda A: 0.5 * jnp.sum(jnp.einsum("ma,mab,mb->m", A, Z, A))  # noqa: E731
+    return 0.5 * (q(L) + q(Lsw)) if symmetric else q(L)
+
+
+def _update_direction(g, y, args, model, variant):
+    """The gradient step direction -(grad + weight decay) per block, predictor scaled by alpha_p (sec 1.5)."""
+    kW, kP, kA = KEYS[model]
+    dW = -(g[kW] + args["eta"] * y[kW])
+    if variant.predictor == "identity":
+        dP = jnp.zeros_like(y[kP])
+    else:
+        gp = symmetrize(g[kP]) if (variant.predictor == "symmetric" and model == "matrix") else g[kP]
+        dP = -args["alpha_p"] * gp - args["eta_p"] * y[kP]  # decay eta_p per unit time, as in the ODE
+    return dW, dP
+
+
+# ---------------------------------------------------------------- (a) finite-batch SGD
+
+
+def _sample_views(key, B, Xh, Xph, model):
+    k0, k1, k2 = jax.random.split(key, 3)
+    m = Xh.shape[-1]
+    shape = (B, m)
+    if model == "matrix":
+        x = jax.random.normal(k0, shape) @ Xh
+        return x + jax.random.normal(k1, shape) @ Xph, x + jax.random.normal(k2, shape) @ Xph
+    x = jax.random.normal(k0, shape) * Xh
+    return x + jax.random.normal(k1, shape) * Xph, x + jax.random.normal(k2, shape) * Xph
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("model", "variant", "batch", "normalized", "symmetric", "rule", "form", "norm", "freq",
+                     "n_save", "save_every"),
+)
+def _run_sgd(y0, keys, args, Xh, Xph, dt, momentum, rho, eps, *, model, variant, batch, normalized, symmetric,
+             rule, form, norm, freq, n_save, save_every):
+    kW, kP, kA = KEYS[model]
+    simsiam, _ = ema_parts(args["beta"])
+    loss = functools.partial(minibatch_loss, model=model, variant=variant, simsiam=simsiam,
+                             normalized=normalized, symmetric=symmetric)
+    grad = jax.grad(loss)
+
+    def one_seed(key):
+        def step(carry, _):
+            y, buf, F_hat, k = carry
+            x1, x2 = _sample_views(jax.random.fold_in(key, k), batch, Xh, Xph, model)
+            if rule is not None:  # accumulate F_hat from the batch before the step (sec 4.2 order)
+                _, _, f1 = _forward(y, x1, x2, model, variant, simsiam)
+                _, _, f2 = _forward(y, x2, x1, model, variant, simsiam)
+                d = symmetrize(f1.T @ f2) / batch if model == "matrix" else jnp.mean(f1 * f2, axis=0)
+                F_hat = corr_step(F_hat, d, rho, k)
+            g = grad(y, x1, x2)
+            dW, dP = _update_direction(g, y, args, model, variant)
+            buf = (momentum * buf[0] + dW, momentum * buf[1] + dP)
+            W = y[kW] + dt * buf[0]
+            Wp = y[kP] + dt * buf[1]
+            if rule is not None:
+                Wp = reset_predictor(Wp, F_hat, k, rule=rule, freq=freq, eps=eps, form=form, norm=norm,
+                                     alpha_p=args["alpha_p"], model=model)
+            Wa = ema_target(y[kA], W, dt, args["beta"])
+            return ({kW: W, kP: Wp, kA: Wa}, buf, F_hat, k + 1), None
+
+        def segment(carry, _):
+            carry, _ = jax.lax.scan(step, carry, None, length=save_every)
+            return carry, carry[0]
+
+        F0 = jnp.zeros((y0[kP].shape[-1],) * (2 if model == "matrix" else 1), y0[kW].dtype)
+        buf0 = (jnp.zeros_like(y0[kW]), jnp.zeros_like(y0[kP]))
+        _, ys = jax.lax.scan(segment, (y0, buf0, F0, jnp.asarray(0)), None, length=n_save - 1)
+        return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+
+    return jax.vmap(one_seed)(keys)
+
+
+def _keys(cfg: Config, salt: int):
+    base = jax.random.fold_in(jax.random.PRNGKey(int(cfg.init.seed)), salt)
+    return jax.random.split(base, int(cfg.noise.seeds))
+
+
+def _check(cfg: Config, kind: str) -> None:
+    nz = cfg.noise
+    if cfg.hyper.predictor in RULES and kind == "sde":
+        raise LinsimError("the SDE has no predictor resets: use --noise sgd with directpred/directcopy")
+    if nz.normalized and cfg.model == "modes":
+        raise LinsimError("the l2-normalised loss needs --model matrix (a scalar mode has |cos| = 1)")
+    if kind == "sde" and (nz.momentum or nz.normalized):
+        raise LinsimError("the SDE models plain SGD on the un-normalised loss: momentum and normalized need --noise sgd")
+
+
+def _y0(cfg: Config, y0):
+    from linsim.initial import initial_state
+
+    return {k: jnp.asarray(v, jnp.float64) for k, v in (y0 or initial_state(cfg)).items()}
+
+
+def simulate_sgd(cfg: Config, y0: dict | None = None) -> "Ensemble":
+    """Finite-batch SGD ensemble (``cfg.noise.seeds`` seeds, shared initial state), step alpha = ``cfg.solver.dt``,
+    saved every ``save_every`` steps as in the Euler solver. Seeds come from ``cfg.init.seed``."""
+    from linsim.solve import euler_grid, make_args, variant_of
+
+    _check(cfg, "sgd")
+    s, nz, pr = cfg.solver, cfg.noise, cfg.predictor
+    rule = cfg.hyper.predictor if cfg.hyper.predictor in RULES else None
+    if cfg.model == "matrix":
+        Xh, Xph = _psd_sqrt(cfg.stats.X), _psd_sqrt(cfg.stats.Xp)
+    else:
+        Xh, Xph = np.sqrt(cfg.stats.x), np.sqrt(cfg.stats.xp)
+    n_save, every = euler_grid(s.t_max, s.dt, s.n_save)
+    ys = _run_sgd(
+        _y0(cfg, y0), _keys(cfg, 1), make_args(cfg), jnp.asarray(Xh), jnp.asarray(Xph), jnp.asarray(s.dt),
+        jnp.asarray(nz.momentum), jnp.asarray(pr.rho), jnp.asarray(pr.eps),
+        model=cfg.model, variant=variant_of(cfg), batch=int(nz.batch), normalized=bool(nz.normalized),
+        symmetric=bool(nz.symmetric), rule=rule, form=pr.form, norm=pr.norm, freq=int(pr.freq),
+        n_save=n_save, save_every=every,
+    )
+    return Ensemble.from_states(cfg, np.arange(n_save) * every * s.dt, ys, kind="sgd")
+
+
+# ---------------------------------------------------------------- (b) the SDE
+
+
+def diffusion_operator(y, args, Sh, *, model, variant, symmetric, scale):
+    """The linear map M -> scale * (update direction of the per-sample gradient at Z = S^{1/2} M S^{1/2})
+    (module docstring), as a lineax operator acting on a symmetric-izable Brownian increment M."""
+    kW, kP, kA = KEYS[model]
+    simsiam, _ = ema_parts(args["beta"])
+    gfun = jax.grad(functools.partial(moment_loss, model=model, variant=variant, simsiam=simsiam, symmetric=symmetric))
+    shape = Sh.shape
+
+    def apply(G):
+        M = (G + jnp.swapaxes(G, -1, -2)) / jnp.sqrt(2.0)
+        Z = Sh @ M @ Sh
+        g = gfun(y, Z)
+        dW = -g[kW]
+        if variant.predictor == "identity":
+            dP = jnp.zeros_like(y[kP])
+        else:
+            gp = symmetrize(g[kP]) if (variant.predictor == "symmetric" and model == "matrix") else g[kP]
+            dP = -args["alpha_p"] * gp
+        dA = jnp.where(simsiam, dW, jnp.zeros_like(y[kA]))  # Wa gets no noise (it only tracks W)
+        return {kW: scale * dW, kP: scale * dP, kA: scale * dA}
+
+    return lx.FunctionLinearOperator(apply, jax.ShapeDtypeStruct(shape, y[kW].dtype))
+
+
+@functools.partial(jax.jit, static_argnames=("model", "variant", "symmetric", "n_steps", "brownian"))
+def _run_sde(y0, keys, args, Sh, ts, h, scale, *, model, variant, symmetric, n_steps, brownian="virtual"):
+    from linsim.solve import FIELDS
+
+    field = FIELDS[model]
+    drift = dfx.ODETerm(lambda t, y, a: field(t, y, a, variant))
+    t0, t1 = ts[0], ts[-1]
+
+    def one_seed(key):
+        if brownian == "virtual":
+            bm = dfx.VirtualBrownianTree(t0, t1, tol=h / 4, shape=Sh.shape, key=key,
+                                         levy_area=dfx.BrownianIncrement)
+        else:
+            bm = dfx.UnsafeBrownianPath(shape=Sh.shape, key=key, levy_area=dfx.BrownianIncrement)
+        diff = dfx.ControlTerm(
+            lambda t, y, a: diffusion_operator(y, a, Sh, model=model, variant=variant, symmetric=symmetric,
+                                               scale=scale), bm)
+        sol = dfx.diffeqsolve(
+            dfx.MultiTerm(drift, diff), dfx.Euler(), t0=t0, t1=t1, dt0=None, y0=y0, args=args,
+            saveat=dfx.SaveAt(ts=ts), stepsize_controller=dfx.StepTo(jnp.linspace(t0, t1, n_steps + 1)),
+            max_steps=n_steps + 1, throw=False, adjoint=dfx.ForwardMode(),
+        )
+        return sol.ys
+
+    return jax.vmap(one_seed)(keys)
+
+
+def simulate_sde(cfg: Config, y0: dict | None = None, brownian: str = "virtual") -> "Ensemble":
+    """Itô Euler-Maruyama ensemble of the SDE (module docstring) with step ``cfg.noise.sde_dt`` (default alpha),
+    diffusion scale sqrt(alpha / B) with alpha = ``cfg.solver.dt``; saves at the Euler solver's save times.
+    ``brownian``: 'virtual' (VirtualBrownianTree, any step) or 'unsafe' (UnsafeBrownianPath, faster)."""
+    from linsim.solve import euler_grid, make_args, variant_of
+
+    _check(cfg, "sde")
+    s, nz = cfg.solver, cfg.noise
+    if brownian not in ("virtual", "unsafe"):
+        raise LinsimError(f"brownian must be 'virtual' or 'unsafe', got {brownian!r}")
+    alpha = s.dt
+    h = alpha if nz.sde_dt is None else float(nz.sde_dt)
+    n_save, every = euler_grid(s.t_max, alpha, s.n_save)
+    ts = np.arange(n_save) * every * alpha
+    n_steps = max(1, int(round(ts[-1] / h)))
+    Sh = _psd_sqrt(view_moment(cfg)) if cfg.model == "matrix" else np.stack([_psd_sqrt(b) for b in view_moment(cfg)])
+    ys = _run_sde(
+        _y0(cfg, y0), _keys(cfg, 2), make_args(cfg), jnp.asarray(Sh), jnp.asarray(ts), jnp.asarray(ts[-1] / n_steps),
+        jnp.asarray(np.sqrt(alpha / nz.batch)), model=cfg.model, variant=variant_of(cfg),
+        symmetric=bool(nz.symmetric), n_steps=n_steps, brownian=brownian,
+    )
+    return Ensemble.from_states(cfg, ts, ys, kind="sde")
+
+
+def simulate_ensemble(cfg: Config, y0: dict | None = None) -> "Ensemble":
+    """Dispatch on ``cfg.noise.kind``: 'sgd' or 'sde' ('none' raises: use ``linsim.solve.simulate``)."""
+    if cfg.noise.kind == "sgd":
+        return simulate_sgd(cfg, y0)
+    if cfg.noise.kind == "sde":
+        return simulate_sde(cfg, y0)
+    raise LinsimError("noise is 'none': use linsim.solve.simulate for the deterministic dynamics")
+
+
+# ---------------------------------------------------------------- ensemble summaries
+
+
+@dataclass
+class Ensemble:
+    """K stochastic runs sharing an initial state: states with a leading seed axis (K, T, ...), the per-mode
+    series s, p (K, T, m) in the Trajectory convention (matrix: eigenvalues of F = W X W^T, descending, and
+    p_j = u_j^T Wp u_j; modes: s = w^2, p as simulated), and mean/std over seeds."""
+
+    config: Config
+    ts: np.ndarray
+    states: dict[str, np.ndarray]
+    s: np.ndarray
+    p: np.ndarray
+    kind: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_states(cls, cfg: Config, ts, states, kind: str) -> "Ensemble":
+        from linsim.theory import invariants as inv
+
+        states = {k: np.asarray(v) for k, v in states.items()}
+        bound = cfg.solver.divergence_bound
+        # a seed whose state ever leaves the finite world (or exceeds divergence_bound) is flagged diverged
+        # and excluded from the statistics; its s, p are NaN from its first bad time on
+        bad_t = np.zeros(next(iter(states.values())).shape[:2], bool)
+        for v in states.values():
+            flat = v.reshape(v.shape[0], v.shape[1], -1)
+            bad_t |= ~np.all(np.isfinite(flat), axis=-1) | np.any(np.abs(np.nan_to_num(flat, nan=np.inf)) > bound, axis=-1)
+        bad_t = np.logical_or.accumulate(bad_t, axis=1)
+        clean = {k: np.where(bad_t.reshape(bad_t.shape + (1,) * (v.ndim - 2)), 0.0, v) for k, v in states.items()}
+        if cfg.model == "modes":
+            s, p = clean["w"] ** 2, clean["p"].copy()
+        else:
+            s, p, _, _, _ = inv.matrix_modes(clean["W"], clean["Wp"], clean["Wa"], cfg.stats.X)
+        s, p = np.where(bad_t[..., None], np.nan, s), np.where(bad_t[..., None], np.nan, p)
+        return cls(cfg, np.asarray(ts, float), states, s, p, kind, {"diverged": bad_t[:, -1]})
+
+    @property
+    def seeds(self) -> int:
+        return int(self.s.shape[0])
+
+    @property
+    def diverged(self) -> np.ndarray:
+        """Per seed: did the run leave the finite world (or exceed ``divergence_bound``)?"""
+        return self.extras["diverged"]
+
+    def mean_std(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation (ddof = 1; 0 for one seed) of 's' or 'p' over the seeds that did not
+        diverge, shape (T, m); NaN if every seed diverged."""
+        x = getattr(self, name)[~self.diverged]
+        if x.shape[0] == 0:
+            nan = np.full(x.shape[1:], np.nan)
+            return nan, nan.copy()
+        std = x.std(axis=0, ddof=1) if x.shape[0] > 1 else np.zeros_like(x[0])
+        return x.mean(axis=0), std
+
+    def trajectory(self, i: int = 0):
+        """Seed ``i`` as a Trajectory (for the table, plots and invariants)."""
+        from linsim.trajectory import Trajectory
+
+        steps = int(round(self.ts[-1] / self.config.solver.dt)) if self.kind == "sgd" else 0
+        return Trajectory.from_states(self.config, self.ts, {k: v[i] for k, v in self.states.items()}, steps=steps)
+
+    def summary(self) -> dict[str, Any]:
+        """Final-time ensemble statistics per mode, ordered by descending mean s (JSON-ready)."""
+        sm, ss = self.mean_std("s")
+        pm, ps = self.mean_std("p")
+        order = np.argsort(-sm[-1], kind="stable")
+        nz = self.config.noise
+        return {
+            "kind": self.kind,
+            "seeds": self.seeds,
+            "diverged_seeds": int(self.diverged.sum()),
+            "batch": int(nz.batch),
+            "lr": float(self.config.solver.dt),
+            "t": float(self.ts[-1]),
+            "s_mean": sm[-1, order].tolist(),
+            "s_std": ss[-1, order].tolist(),
+            "p_mean": pm[-1, order].tolist(),
+            "p_std": ps[-1, order].tolist(),
+        }
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        sm, ss = self.mean_std("s")
+        pm, ps = self.mean_std("p")
+        return {"ts": self.ts, "s": self.s, "p": self.p, "s_mean": sm, "s_std": ss, "p_mean": pm, "p_std": ps}
