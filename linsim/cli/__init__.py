@@ -5,3 +5,5 @@ from linsim.cli import metrics  # noqa: F401
 
 __all__ = ["app", "main"]
 from linsim.cli import figures  # noqa: F401
+from linsim.cli import sweep  # noqa: F401
+from linsim.cli import spectral  # noqa: F401
