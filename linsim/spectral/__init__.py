@@ -27,6 +27,7 @@ from linsim.spectral.closed_forms import (  # noqa: F401
     vicreg_low_data_weights,
     vicreg_sigma,
 )
+from linsim.spectral.compare import closed_form_vs_gd, probe_accuracy  # noqa: F401
 from linsim.spectral.datasets import Dataset, gaussian_classes, two_view  # noqa: F401
 from linsim.spectral.graphs import (  # noqa: F401
     centering,

@@ -12,7 +12,10 @@ runner = CliRunner()
 def test_list_names_every_recipe():
     res = runner.invoke(app, ["figures", "--list", "--experiments", str(REPO / "experiments")])
     assert res.exit_code == 0, res.output
-    for name in ("phase_portrait", "ema_convergence", "fixed_points_eta", "matrix_alignment", "li2022_collapse"):
+    for name in ("phase_portrait", "ema_convergence", "fixed_points_eta", "matrix_alignment", "li2022_collapse",
+                 "spectral_closed_forms",
+                 "stepwise_bt",
+                 "multiview_kernel"):
         assert name in res.output
 
 

@@ -1,0 +1,138 @@
+"""Figure 7: spectral closed forms: exact optima, task alignment of G and the VICReg rank staircase (§2.5-2.8).
+
+Built-in anisotropic Gaussian classes (``linsim.spectral.gaussian_classes(n_nuisance=4, seed=0)``: C = 4 classes of
+30/40/50/60 points in D = 10, plus an independent 4-cluster nuisance s, so both cliques graphs have 4 components),
+embedding dim K = 3.
+
+(a) Closed form vs best-of-3 L-BFGS (``minimize_restarts``, random starts) on the same loss, label graph, as in
+    ``linsim spectral``: linear VICReg G-form with finite invariance weight (A-W2; alpha = 1, gamma = 20 so that
+    sigma_3 < 1, beta = 100 for GD vs beta -> inf in the closed form), linear BarlowTwins on the data (A-W4,
+    lambda = 0.0051) and linear spectral-contrastive (A-W6). Bars: closed form and best GD; dots: every restart.
+(b) Aligned (label-clique) vs misaligned (nuisance-clique) graph: train accuracy of the least-squares linear probe
+    on the labels y for the closed-form VICReg (A-W1), BarlowTwins (A-W4) and spectral-contrastive (A-W6)
+    solutions, with the projector distance of each span to Fisher LDA written on the bars.
+(c) Non-parametric VICReg A-Z2 on the k-NN graph (k = 10) of the same data, K = 8, alpha = 1: number of
+    unit-variance dims and RankMe of Z* over a log gamma grid; dotted lines at the predicted drops
+    gamma = alpha / (2 ell_k).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import linsim.spectral as sp  # noqa: E402
+from _common import save  # noqa: E402
+from linsim.spectral.compare import closed_form_vs_gd, probe_accuracy  # noqa: E402
+from linsim.metrics import rankme  # noqa: E402
+from linsim.plots import STYLE  # noqa: E402
+
+K = 3
+ALPHA, GAMMA, BETA, LAMBD = 1.0, 20.0, 100.0, 0.0051
+GD_STARTS = 3
+METHODS = (("vicreg", "VICReg\n(A-W2, γ=20)"), ("barlow", "BarlowTwins\n(A-W4)"),
+           ("spectral-contrastive", "spectral-contr.\n(A-W6)"))
+K_RANK, KNN = 8, 10
+
+
+def _closed_weights(method, X, G):
+    """Closed-form linear weights and the inputs they act on (centred X, except spectral-contrastive)."""
+    Xc = X - X.mean(0)
+    if method == "vicreg":
+        return sp.vicreg_linear_weights(Xc, G, K)[0], Xc
+    if method == "barlow":
+        return sp.barlow_linear_weights(Xc, G, K)[0], Xc
+    return sp.spectral_contrastive_linear_weights(X, G, K)[0], X
+
+
+def make(out: Path) -> list[Path]:
+    data = sp.gaussian_classes(n_nuisance=4, seed=0)
+    X, y, s = data.X, data.y, data.s
+    graphs = {"aligned (label graph)": sp.label_graph(y), "misaligned (nuisance graph)": sp.nuisance_graph(s)}
+
+    # (a) closed form vs L-BFGS, label graph
+    closed, gd_best, gd_all = [], [], []
+    for method, _ in METHODS:
+        _, c, gd, _ = closed_form_vs_gd(method, X, y, graphs["aligned (label graph)"], K, ALPHA, BETA, GAMMA, LAMBD, 0.5,
+                           GD_STARTS, 0)
+        closed.append(c)
+        gd_best.append(gd.value)
+        gd_all.append(gd.values)
+    closed, gd_best, gd_all = np.array(closed), np.array(gd_best), np.array(gd_all)
+
+    # (b) aligned vs misaligned: probe accuracy on y and distance to the LDA span
+    W_lda = sp.fisher_lda(X, y)[0]
+    acc = np.zeros((len(graphs), len(METHODS)))
+    dist = np.zeros_like(acc)
+    for i, G in enumerate(graphs.values()):
+        for j, (method, _) in enumerate(METHODS):
+            W, Xin = _closed_weights(method, X, G)
+            acc[i, j] = probe_accuracy(Xin @ W, y)
+            dist[i, j] = sp.subspace_distance(W, W_lda)
+    acc_lda = probe_accuracy((X - X.mean(0)) @ W_lda, y)
+    majority = np.bincount(y).max() / y.size
+
+    # (c) A-Z2 rank vs gamma on the k-NN graph
+    Gk = sp.knn_graph(X, KNN)
+    gammas = np.logspace(-2, 3, 201)
+    n_unit, rme = np.zeros(gammas.size), np.zeros(gammas.size)
+    for i, g in enumerate(gammas):
+        Z, sigma, ell = sp.vicreg_finite_embedding(Gk, K_RANK, ALPHA, g)
+        n_unit[i] = np.sum(sigma >= 1.0 - 1e-12)
+        rme[i] = rankme(Z)
+    drops = np.array([ALPHA / (2 * e) for e in ell if e > 0])
+
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, 3, figsize=(16, 4.6), layout="constrained")
+        ax = axes[0]
+        xs = np.arange(len(METHODS))
+        ax.bar(xs - 0.18, closed, 0.36, color="tab:blue", label="closed form")
+        ax.bar(xs + 0.18, gd_best, 0.36, color="tab:orange", label=f"best of {GD_STARTS} L-BFGS")
+        for j in xs:
+            ax.plot(np.full(GD_STARTS, j + 0.18), gd_all[j], "k.", ms=4, label="each restart" if j == 0 else None)
+            gap = gd_best[j] - closed[j]
+            ax.annotate(f"gap {gap:+.2g}\n(rel. {gap / abs(closed[j]):+.1e})",
+                        (j, max(closed[j], gd_all[j].max()) * 1.4), ha="center", va="bottom", fontsize=8)
+        ax.set(yscale="log", ylim=(closed.min() / 3, closed.max() * 12), xticks=xs,
+               xticklabels=[m[1] for m in METHODS], ylabel="loss (own scale per method)",
+               title="(a) closed form vs gradient descent (label graph, K = 3)\n"
+                     "gap = GD − closed form; VICReg GD has β = 100, closed form β → ∞")
+        ax.legend(fontsize=8, loc="upper left")
+
+        ax = axes[1]
+        for i, (gname, color) in enumerate(zip(graphs, ("tab:green", "tab:red"))):
+            bars = ax.bar(xs + (i - 0.5) * 0.38, acc[i], 0.38, color=color, label=gname)
+            for b, dd in zip(bars, dist[i]):
+                ax.text(b.get_x() + b.get_width() / 2, b.get_height() + 0.01, f"d_LDA\n{dd:.2g}", ha="center",
+                        va="bottom", fontsize=7)
+        ax.axhline(acc_lda, color="k", ls="--", lw=1, label=f"Fisher LDA ({acc_lda:.0%})")
+        ax.axhline(majority, color="gray", ls=":", lw=1, label=f"majority class ({majority:.0%})")
+        ax.set(ylim=(0, 1.3), xticks=xs,
+               xticklabels=["VICReg\n(A-W1)", "BarlowTwins\n(A-W4)", "spectral-contr.\n(A-W6)"],
+               ylabel="linear-probe train accuracy on y",
+               title="(b) aligned vs misaligned G: closed forms recover LDA\nonly when G is aligned with y")
+        ax.legend(fontsize=7.5, loc="upper right", ncol=2)
+
+        ax = axes[2]
+        ax.plot(gammas, n_unit, color="tab:blue", lw=2, label="# unit-variance dims (σ_k = 1)")
+        ax.plot(gammas, rme, color="tab:purple", lw=1.5, label="RankMe of Z*")
+        for k, g in enumerate(drops):
+            ax.axvline(g, color="gray", ls=":", lw=1, label="predicted drop γ = α/(2ℓ_k)" if k == 0 else None)
+        ax.set(xscale="log", xlabel="invariance weight γ", ylabel="rank", ylim=(0, K_RANK + 1),
+               title=f"(c) VICReg A-Z2 rank vs γ (k-NN graph, k = {KNN}, K = {K_RANK}, α = 1):\n"
+                     f"staircase {int(n_unit[0])} → {int(n_unit[-1])} "
+                     f"(= # zero ℓ: {sp.n_components(Gk)} components)")
+        ax.legend(fontsize=8, loc="lower left")
+        fig.suptitle("Spectral closed forms on the built-in Gaussian classes (C = 4, N = 180, D = 10)")
+    return save(fig, out, "spectral_closed_forms", methods=np.array([m[0] for m in METHODS]),
+                closed_loss=closed, gd_best_loss=gd_best, gd_losses=gd_all, graphs=np.array(list(graphs)),
+                probe_accuracy=acc, lda_subspace_distance=dist, lda_probe_accuracy=acc_lda, gammas=gammas,
+                n_unit_dims=n_unit, rankme=rme, predicted_drops=drops, knn_ell=ell)
+
+
+if __name__ == "__main__":
+    print(make(Path(__file__).resolve().parents[1] / "figures"))
