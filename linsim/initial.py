@@ -23,6 +23,8 @@ def initial_state(cfg: Config) -> dict[str, np.ndarray]:
         if cfg.init.balanced:
             p = np.sqrt(alpha_p) * w
         wa = a * np.abs(rng.standard_normal(m)) if cfg.init.target == "independent" else w.copy()
+        if cfg.hyper.simsiam:  # SimSiam has no separate target: Wa is W
+            wa = w.copy()
         if cfg.hyper.predictor == "identity":
             p = np.ones(m)
         return {"p": p, "w": w, "wa": wa}
@@ -36,4 +38,6 @@ def initial_state(cfg: Config) -> dict[str, np.ndarray]:
     if cfg.hyper.predictor == "identity":
         Wp = np.eye(n1)
     Wa = a * rng.standard_normal((n1, n)) / np.sqrt(n) if cfg.init.target == "independent" else W.copy()
+    if cfg.hyper.simsiam:  # SimSiam has no separate target: Wa is W
+        Wa = W.copy()
     return {"W": W, "Wp": Wp, "Wa": Wa}

@@ -140,6 +140,8 @@ def collapses_eta0(p0, s0, alpha_p=1.0, sigma2=0.5):
 def _t_of_p(p, c, alpha_p, k):
     """Antiderivative t(p) of dt/dp = 1 / ((p^2 + alpha_p c)(1 - k p)) (sec 3.5), up to a constant."""
     p = np.asarray(p, dtype=float)
+    if abs(alpha_p * c) <= 1e-14:  # on the balanced parabola up to rounding: the c = 0 branch is exact there
+        c = 0.0
     if c == 0:
         return -1.0 / p + k * np.log(np.abs(p / (1 - k * p)))
     if c > 0:
