@@ -461,7 +461,7 @@ def _solve_modes_chunks(spec: SweepSpec, idx_list: list[np.ndarray], size: int) 
                                                 method=spec.method, max_steps=spec.max_steps)
         results = [({k: np.asarray(v) for k, v in ys.items()}, bool(div), bool(ok), int(steps))]
     outs = []
-    for (P, y0, args), idx, (ys, div, ok, steps) in zip(inputs, idx_list, results):
+    for (P, y0, args), idx, (ys, _diverged, ok, steps) in zip(inputs, idx_list, results):
         if ok:
             status = np.zeros(size, np.int64)
             ys = {k: v.T for k, v in ys.items()}  # (points, times)
@@ -481,8 +481,8 @@ def _solve_matrix_chunk(spec: SweepSpec, idx: np.ndarray, size: int) -> dict:
 
     P = spec.params(_pad(idx, size))
     ts = spec.ts()
-    y0s, argss = [], []
-    n, n1 = spec.n, spec.n1 or spec.n
+    y0s = []
+    n = spec.n
     for i in range(size):
         hyper = Hyper(eta=P["eta"][i], eta_p=P["eta_p"][i], beta=P["beta"][i], alpha_p=P["alpha_p"][i])
         cfg = Config(model="matrix", n1=spec.n1, hyper=hyper, stats=Stats.isotropic(n, P["sigma2"][i]),

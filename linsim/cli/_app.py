@@ -40,7 +40,7 @@ def cli_command(fn: Callable[..., Any]) -> Callable[..., Any]:
             fail(str(err))
         except DivergenceError as err:
             typer.echo(f"diverged: {err}", err=True)
-            raise typer.Exit(EXIT_DIVERGED)
+            raise typer.Exit(EXIT_DIVERGED) from None
 
     return wrapper
 

@@ -6,8 +6,6 @@ State ``{"Wp", "F"}`` (d x d, symmetric); args ``sigma2, eta, alpha_p, tau`` (sc
 """
 from __future__ import annotations
 
-import functools
-
 import diffrax as dfx
 import jax
 import jax.numpy as jnp

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -12,23 +11,8 @@ from typer.testing import CliRunner
 from linsim import metrics as M
 from linsim.cli import app
 
-LI_FILE = "li2022_resnet18_imagenet_train_sv.npz"
-LI_KEYS = ["percent_1", "percent_5", "percent_10", "percent_20", "percent_50", "percent_100"]
-LI_AUC = [0.6098, 0.7480, 0.8449, 0.8787, 0.8714, 0.8578]
+from shared_data import LI_AUC, LI_FILE, LI_KEYS, LI_PATH, LI_RANKME, needs_li  # noqa: F401
 
-
-def _li2022_file() -> Path | None:
-    candidates = [Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "li2022" / LI_FILE]
-    if os.environ.get("LINSIM_SHARED"):
-        shared = Path(os.environ["LINSIM_SHARED"])
-        candidates += [shared / "data" / "li2022" / LI_FILE, shared / "li2022" / LI_FILE, shared / LI_FILE]
-    return next((p.resolve() for p in candidates if p.is_file()), None)
-
-
-LI_PATH = _li2022_file()
-needs_li = pytest.mark.skipif(
-    LI_PATH is None, reason=f"{LI_FILE} not found under ../shared/data/li2022 nor $LINSIM_SHARED"
-)
 runner = CliRunner()
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from linsim.dynamics.matrix import expected_loss, matrix_field, no_predictor_matrix, no_stopgrad_hessian
 from linsim.dynamics.variant import Variant
-from strategies import SHAPES, alphas, etas, hypers, integrate, log_uniform, matrix_args, matrix_state, seeds, stats
+from strategies import SHAPES, hypers, integrate, log_uniform, matrix_args, matrix_state, seeds, stats
 
 FIELD_TOL = 1e-12
 

@@ -2,7 +2,6 @@
 linsim.theory.invariants (sections 2.1, 2.6, 3.3, 9)."""
 from __future__ import annotations
 
-import math
 
 import jax.numpy as jnp
 import numpy as np
