@@ -6,7 +6,8 @@ import numpy as np
 from linsim.config import Config
 
 
-def _psd_sqrt(a: np.ndarray) -> np.ndarray:
+def psd_sqrt(a: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a PSD matrix (eigenvalues clipped at 0 against rounding)."""
     lam, U = np.linalg.eigh((a + a.T) / 2)
     return (U * np.sqrt(np.clip(lam, 0, None))) @ U.T
 
@@ -32,7 +33,7 @@ def initial_state(cfg: Config) -> dict[str, np.ndarray]:
     W = a * rng.standard_normal((n1, n)) / np.sqrt(n)
     Wp = a * rng.standard_normal((n1, n1)) / np.sqrt(n1)
     if cfg.init.balanced:
-        Wp = np.sqrt(alpha_p) * _psd_sqrt(W @ W.T)
+        Wp = np.sqrt(alpha_p) * psd_sqrt(W @ W.T)
     if cfg.hyper.predictor == "symmetric":
         Wp = (Wp + Wp.T) / 2
     if cfg.hyper.predictor == "identity":

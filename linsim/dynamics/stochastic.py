@@ -54,11 +54,7 @@ from linsim.config import Config
 from linsim.dynamics.predictors import KEYS, RULES, corr_step, ema_target, reset_predictor, symmetrize
 from linsim.dynamics.variant import Variant, ema_parts
 from linsim.errors import LinsimError
-
-
-def _psd_sqrt(a: np.ndarray) -> np.ndarray:
-    lam, U = np.linalg.eigh((a + a.T) / 2)
-    return (U * np.sqrt(np.clip(lam, 0, None))) @ U.T
+from linsim.initial import psd_sqrt
 
 
 def view_moment(cfg: Config) -> np.ndarray:
@@ -227,7 +223,7 @@ def simulate_sgd(cfg: Config, y0: dict | None = None) -> "Ensemble":
     s, nz, pr = cfg.solver, cfg.noise, cfg.predictor
     rule = cfg.hyper.predictor if cfg.hyper.predictor in RULES else None
     if cfg.model == "matrix":
-        Xh, Xph = _psd_sqrt(cfg.stats.X), _psd_sqrt(cfg.stats.Xp)
+        Xh, Xph = psd_sqrt(cfg.stats.X), psd_sqrt(cfg.stats.Xp)
     else:
         Xh, Xph = np.sqrt(cfg.stats.x), np.sqrt(cfg.stats.xp)
     n_save, every = euler_grid(s.t_max, s.dt, s.n_save)
@@ -310,7 +306,7 @@ def simulate_sde(cfg: Config, y0: dict | None = None, brownian: str = "virtual")
     n_save, every = euler_grid(s.t_max, alpha, s.n_save)
     ts = np.arange(n_save) * every * alpha
     n_steps = max(1, int(round(ts[-1] / h)))
-    Sh = _psd_sqrt(view_moment(cfg)) if cfg.model == "matrix" else np.stack([_psd_sqrt(b) for b in view_moment(cfg)])
+    Sh = psd_sqrt(view_moment(cfg)) if cfg.model == "matrix" else np.stack([psd_sqrt(b) for b in view_moment(cfg)])
     ys = _run_sde(
         _y0(cfg, y0), _keys(cfg, 2), make_args(cfg), jnp.asarray(Sh), jnp.asarray(ts), jnp.asarray(ts[-1] / n_steps),
         jnp.asarray(np.sqrt(alpha / nz.batch)), model=cfg.model, variant=variant_of(cfg),
