@@ -16,6 +16,7 @@ from linsim.config import Config, Hyper, Init, Noise, Solver, Stats
 from linsim.dynamics import stochastic as sto
 from linsim.dynamics.matrix import matrix_field
 from linsim.dynamics.modes import modes_field
+from linsim.initial import psd_sqrt
 from linsim.dynamics.variant import Variant
 from linsim.errors import LinsimError
 from linsim.initial import initial_state
@@ -96,7 +97,7 @@ def test_diffusion_covariance_is_per_sample_gradient_covariance(seed, symmetric,
     cfg = dataclasses.replace(_cfg(n=n, n1=n1, alpha_p=1.3, predictor=v.predictor), stats=_random_stats(seed, n))
     y, args = _state(cfg, seed), make_args(cfg)
     S = sto.view_moment(cfg)
-    op = sto.diffusion_operator(y, args, jnp.asarray(sto._psd_sqrt(S)), model="matrix", variant=v,
+    op = sto.diffusion_operator(y, args, jnp.asarray(psd_sqrt(S)), model="matrix", variant=v,
                                 symmetric=symmetric, scale=1.0)
 
     def flat(G):
