@@ -17,6 +17,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help texts use literal [brackets] (e.g. "[default: eta]", "linsim[dask]")
 )
 
 EXIT_BAD_INPUT = 2

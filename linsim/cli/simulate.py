@@ -63,12 +63,15 @@ def print_table(summary: dict, fp, out: Path | None) -> None:
     """The compact terminal report: one line per mode, the invariants and where the files went."""
     typer.echo(f"{'mode':>4} {'p':>11} {'s':>11} {'tau':>9}  state")
     for j, m in enumerate(summary["modes"]):
-        if m["collapsed"]:
+        if m.get("diverged"):
+            state = f"diverged (t = {_fmt(m['divergence_time'])})"
+        elif m["collapsed"]:
             state = f"collapsed (t = {_fmt(m['collapse_time'])})"
         else:
             state = f"settled (t = {_fmt(m['settle_time'])})"
         typer.echo(f"{j:>4} {m['p']:>11.6f} {m['s']:>11.4e} {_fmt(m['tau'], '.6f'):>9}  {state}")
-    typer.echo(f"{summary['n_collapsed']}/{summary['n_modes']} modes collapsed; status: {summary['status']}, "
+    diverged = f", {summary['n_diverged']} diverged" if summary.get("n_diverged") else ""
+    typer.echo(f"{summary['n_collapsed']}/{summary['n_modes']} modes collapsed{diverged}; status: {summary['status']}, "
                f"t_end = {summary['t_end']:g}, {summary['steps']} solver steps")
     if fp is not None:
         if fp.exists:

@@ -109,6 +109,16 @@ def spectral(
     if np.any(G.sum(1) <= 0):
         raise LinsimError(f"the {graph} graph has {int(np.sum(G.sum(1) <= 0))} isolated rows (a class of size 1?)")
 
+    from linsim import __version__
+
+    config = {
+        "linsim_version": __version__, "command": "spectral", "method": method, "graph": graph,
+        "data": None if data is None else str(Path(data).resolve()),
+        "labels": None if labels is None else str(Path(labels).resolve()),
+        "nuisance": None if nuisance is None else str(Path(nuisance).resolve()),
+        "k": k, "dim": dim, "alpha": alpha, "beta": beta, "gamma": gamma, "lambd": lambd, "tau": tau,
+        "classes": classes, "n_per_class": n_per_class, "input_dim": input_dim, "gd_starts": gd_starts, "seed": seed,
+    }
     Z, closed, gd, extra = closed_form_vs_gd(method, X, y, G, dim, alpha, beta, gamma, lambd, tau, gd_starts, seed)
     summary = {
         "method": method, "graph": graph, "N": N, "D": D, "K": dim,
@@ -144,7 +154,8 @@ def spectral(
     fig.tight_layout()
     with atomic_dir(out, force=force) as tmp:
         atomic_savefig(fig, tmp / "spectral.png", dpi=110)
-        atomic_write_json(tmp / "summary.json", summary)
+        atomic_write_json(tmp / "summary.json", {"config": config, **summary})
+        atomic_write_json(tmp / "config.json", config)
     plt.close(fig)
     summary["out"] = str(out)
     if json_out:
@@ -158,4 +169,4 @@ def spectral(
     typer.echo(f"  rank {summary['rank']}   RankMe {summary['rankme']:.4f}   probe accuracy {fmt(summary['probe_accuracy'])}")
     if summary["lda_subspace_distance"] is not None:
         typer.echo(f"  subspace distance to Fisher LDA {summary['lda_subspace_distance']:.3g}")
-    typer.echo(f"  wrote {out}/spectral.png, {out}/summary.json")
+    typer.echo(f"  wrote {out}/spectral.png, {out}/summary.json, {out}/config.json")

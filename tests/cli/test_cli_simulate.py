@@ -93,6 +93,7 @@ def test_diverging_run_exits_3(tmp_path):
                  "--out", tmp_path / "r", "--no-plot")
     assert res.exit_code == 3, res.output
     assert "diverged" in res.output
+    assert "diverged (t = " in res.output  # the table marks the modes that blew up
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["diverged"] is True
 
 
@@ -174,3 +175,8 @@ def test_same_seed_same_numbers(tmp_path):
         for k in za.files:
             np.testing.assert_array_equal(za[k], zb[k])
     assert json.loads(a.output)["modes"] == json.loads(b.output)["modes"]
+
+
+def test_help_keeps_literal_brackets():
+    res = invoke("simulate", "--help")
+    assert res.exit_code == 0 and "[default: eta]" in " ".join(res.output.split())

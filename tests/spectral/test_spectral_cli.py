@@ -28,6 +28,9 @@ def test_vicreg_label_graph_recovers_lda(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert s["lda_subspace_distance"] < 1e-8  # exact in theory (A-W1 + I4); observed ~1e-14
     assert s["gd_loss"] >= s["closed_form_loss"] - 1e-6
+    # the run records how to rerun it: every option, the seed and the version
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg == s["config"] and cfg["method"] == "vicreg" and cfg["seed"] == 0 and cfg["linsim_version"]
 
 
 @pytest.mark.parametrize("method, graph", [("barlow", "knn"), ("spectral-contrastive", "two-view"),
