@@ -504,7 +504,7 @@ def _solve_matrix_chunk(spec: SweepSpec, idx: np.ndarray, size: int) -> dict:
     status = np.where(np.asarray(div), 1, np.where(np.asarray(ok), 0, 2))
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         Wc, Wpc, Wac = (np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0) for a in (W, Wp, Wa))
-        s, p, tau, _, _ = inv.matrix_modes(Wc, Wpc, Wac, np.eye(n))
+        s, p, tau, _, _, _ = inv.matrix_modes(Wc, Wpc, Wac, np.eye(n))
     s0max = s[:, 0].max(axis=-1)
     q = _quantities(spec, P, ts, p[..., 0], s[..., 0], tau[:, -1, 0], None, None, status, floor_s0=s0max)
     floor = spec.collapse_threshold * np.maximum(1.0, s0max)

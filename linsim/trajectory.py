@@ -97,12 +97,12 @@ class Trajectory:
             W, Wp, Wa = states["W"], states["Wp"], states["Wa"]
             if h.simsiam:
                 Wa = W
-            s, p, tau, wp_eig, F = inv.matrix_modes(W, Wp, Wa, cfg.stats.X)
+            s, p, tau, wp_eig, F, align = inv.matrix_modes(W, Wp, Wa, cfg.stats.X)
             extras = {
                 "wp_eig": wp_eig,
                 "asymmetry": inv.asymmetry(Wp),
                 "commutator": inv.commutator_norm(F, Wp),
-                "alignment": inv.alignment(F, Wp),
+                "alignment": align,
             }
             balance = inv.balance_residual_matrix(ts, W, Wp, h.alpha_p, h.eta) if law_holds else None
         return cls(cfg, ts, states, p, s, tau, balance, extras, status, t_end, steps, diverged_modes)

@@ -47,3 +47,15 @@ def test_json_is_strict_and_maps_non_finite():
     obj = {"inf": math.inf, "nan": float("nan"), "arr": np.array([1.5, np.inf]), "i": np.int64(3), "b": np.bool_(True)}
     assert to_jsonable(obj) == {"inf": "inf", "nan": None, "arr": [1.5, "inf"], "i": 3, "b": True}
     json.loads(dumps(obj))  # strict JSON: no NaN/Infinity tokens
+
+
+def test_outputs_get_normal_permissions(tmp_path):
+    # mkstemp/mkdtemp create private 0600/0700 entries; results must end up with the umask's usual modes.
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    with atomic_dir(tmp_path / "run") as tmp:
+        atomic_write_json(tmp / "a.json", {"x": 1})
+    assert (tmp_path / "run").stat().st_mode & 0o777 == 0o777 & ~mask
+    assert (tmp_path / "run" / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask

@@ -358,7 +358,7 @@ class Ensemble:
         if cfg.model == "modes":
             s, p = clean["w"] ** 2, clean["p"].copy()
         else:
-            s, p, _, _, _ = inv.matrix_modes(clean["W"], clean["Wp"], clean["Wa"], cfg.stats.X)
+            s, p, _, _, _, _ = inv.matrix_modes(clean["W"], clean["Wp"], clean["Wa"], cfg.stats.X)
         s, p = np.where(bad_t[..., None], np.nan, s), np.where(bad_t[..., None], np.nan, p)
         return cls(cfg, np.asarray(ts, float), states, s, p, kind, {"diverged": bad_t[:, -1]})
 

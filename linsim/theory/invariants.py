@@ -17,8 +17,8 @@ def balance_residual_matrix(ts, W, Wp, alpha_p, eta):
     The denominator is the size of the two terms at t = 0, so it stays meaningful for balanced inits (C(0) = 0).
     """
     ts = np.asarray(ts)
-    PP = np.einsum("tji,tjk->tik", Wp, Wp) / alpha_p
-    WW = np.einsum("tij,tkj->tik", W, W)
+    PP = np.swapaxes(Wp, -1, -2) @ Wp / alpha_p
+    WW = W @ np.swapaxes(W, -1, -2)
     C = PP - WW
     pred = np.exp(-2 * eta * ts)[:, None, None] * C[0]
     scale = _fro(PP[0]) + _fro(WW[0])
@@ -45,24 +45,36 @@ def commutator_norm(F, Wp):
     return _fro(L) / np.maximum(_fro(F) * _fro(Wp), np.finfo(float).tiny)
 
 
+def _diag_in_basis(U, A):
+    """Diagonal of U^T A U (column j: u_j^T A u_j), with BLAS matmuls."""
+    return np.sum(U * (A @ U), axis=-2)
+
+
+def _eigh_desc(A):
+    """Eigen-decomposition of sym(A), eigenvalues in descending order."""
+    lam, U = np.linalg.eigh((A + np.swapaxes(A, -1, -2)) / 2)
+    return lam[..., ::-1], U[..., ::-1]
+
+
 def matrix_modes(W, Wp, Wa, X):
     """Per-mode view of matrix states: s_j = eig(F = W X W^T) (descending), p_j = u_j^T Wp u_j,
-    tau_j = u_j^T (Wa X W^T) u_j / s_j (NaN where s_j = 0), and eig(sym Wp) (descending)."""
-    F = W @ X @ np.swapaxes(W, -1, -2)
+    tau_j = u_j^T (Wa X W^T) u_j / s_j (NaN where s_j = 0), eig(sym Wp) (descending), F and the eigenvector
+    alignment |u_{Wp,j}^T u_{F,j}| (both bases sorted by eigenvalue, sym(Wp); sec 9)."""
+    WX = W @ X
+    F = WX @ np.swapaxes(W, -1, -2)
     F = (F + np.swapaxes(F, -1, -2)) / 2
-    s, U = np.linalg.eigh(F)
-    s, U = s[..., ::-1], U[..., ::-1]
-    p = np.einsum("...ij,...ik,...kj->...j", U, Wp, U)
-    Fa = Wa @ X @ np.swapaxes(W, -1, -2)
-    fa = np.einsum("...ij,...ik,...kj->...j", U, Fa, U)
+    s, U = _eigh_desc(F)
+    p = _diag_in_basis(U, Wp)
+    fa = _diag_in_basis(U, Wa @ X @ np.swapaxes(W, -1, -2))
     with np.errstate(divide="ignore", invalid="ignore"):
         tau = np.where(s > 0, fa / np.where(s > 0, s, 1.0), np.nan)
-    wp_eig = np.linalg.eigvalsh((Wp + np.swapaxes(Wp, -1, -2)) / 2)[..., ::-1]
-    return np.clip(s, 0, None), p, tau, wp_eig, F
+    wp_eig, UP = _eigh_desc(Wp)
+    align = np.abs(np.sum(U * UP, axis=-2))
+    return np.clip(s, 0, None), p, tau, wp_eig, F, align
 
 
 def alignment(F, Wp):
     """|u_{Wp,j}^T u_{F,j}| with both eigenbases sorted by eigenvalue (descending); sym(Wp) is used (sec 9)."""
-    _, UF = np.linalg.eigh((F + np.swapaxes(F, -1, -2)) / 2)
-    _, UP = np.linalg.eigh((Wp + np.swapaxes(Wp, -1, -2)) / 2)
-    return np.abs(np.einsum("...ij,...ij->...j", UF[..., ::-1], UP[..., ::-1]))
+    _, UF = _eigh_desc(F)
+    _, UP = _eigh_desc(Wp)
+    return np.abs(np.sum(UF * UP, axis=-2))

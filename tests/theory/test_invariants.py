@@ -153,7 +153,7 @@ def test_matrix_modes_on_diagonal_states(seed):
     rng = np.random.default_rng(seed)
     w, p, wa = rng.uniform(0.1, 1, 4), rng.uniform(-1, 1, 4), rng.uniform(-1, 1, 4)
     x = rng.uniform(0.5, 2, 4)
-    s, pp, tau, wp_eig, F = matrix_modes(np.diag(w)[None], np.diag(p)[None], np.diag(wa)[None], np.diag(x))
+    s, pp, tau, wp_eig, F, _ = matrix_modes(np.diag(w)[None], np.diag(p)[None], np.diag(wa)[None], np.diag(x))
     order = np.argsort(-(w**2 * x))
     np.testing.assert_allclose(s[0], (w**2 * x)[order], rtol=1e-14)
     np.testing.assert_allclose(pp[0], p[order], rtol=1e-14)
