@@ -1,9 +1,10 @@
-"""linsim command-line interface. Each command lives in its own module and registers on ``app``."""
+"""linsim command-line interface. Each command lives in its own module and registers on ``app``;
+the import order below is the order of ``linsim --help``."""
 from linsim.cli._app import app, main  # noqa: F401
-from linsim.cli import simulate  # noqa: F401  (registers `simulate` and `fixed-points`)
-from linsim.cli import metrics  # noqa: F401
+from linsim.cli import simulate  # noqa: F401,E402  (`simulate` and `fixed-points`)
+from linsim.cli import sweep  # noqa: F401,E402
+from linsim.cli import spectral  # noqa: F401,E402
+from linsim.cli import metrics  # noqa: F401,E402
+from linsim.cli import figures  # noqa: F401,E402
 
 __all__ = ["app", "main"]
-from linsim.cli import figures  # noqa: F401
-from linsim.cli import sweep  # noqa: F401
-from linsim.cli import spectral  # noqa: F401
