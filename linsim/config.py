@@ -52,8 +52,8 @@ class Hyper:
             raise LinsimError(f"eta (weight decay) must be >= 0, got {eta:g}")
         if self.eta_p is not None:
             eta_p = _finite("eta_p", self.eta_p)
-            if eta_p < 0:
-                raise LinsimError(f"eta_p (predictor weight decay) must be >= 0, got {eta_p:g}")
+            if not (eta_p >= 0 and math.isfinite(eta_p)):
+                raise LinsimError(f"eta_p (predictor weight decay) must be finite and >= 0, got {eta_p:g}")
         beta = _finite("beta", self.beta)
         if not beta > 0:
             raise LinsimError(f"beta (EMA rate) must be > 0 (use inf for SimSiam), got {beta:g}")
@@ -64,6 +64,8 @@ class Hyper:
             raise LinsimError("eta must be finite")
         if self.predictor not in PREDICTORS:
             raise LinsimError(f"unknown predictor {self.predictor!r}; choose one of {', '.join(PREDICTORS)}")
+        if not self.stop_grad and not math.isinf(beta):
+            raise LinsimError("removing the stop-gradient is defined for the target Wa = W (sec 2.2): use beta = inf")
 
     @property
     def eta_p_value(self) -> float:
@@ -75,10 +77,20 @@ class Hyper:
         return math.isinf(self.beta)
 
 
+def _real_array(name: str, m: Any) -> np.ndarray:
+    """``m`` as a float array, or a LinsimError saying why it is not one (text, complex, ragged)."""
+    if np.iscomplexobj(m):
+        raise LinsimError(f"{name} must be real, got complex values")
+    try:
+        return np.asarray(m, dtype=float)
+    except (TypeError, ValueError):
+        raise LinsimError(f"{name} must hold real numbers, got {np.asarray(m).dtype} data") from None
+
+
 def _as_psd(name: str, m: Any, n: int | None = None) -> np.ndarray:
-    a = np.asarray(m, dtype=float)
-    if a.ndim != 2 or a.shape[0] != a.shape[1]:
-        raise LinsimError(f"{name} must be a square matrix, got shape {a.shape}")
+    a = _real_array(name, m)
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 1:
+        raise LinsimError(f"{name} must be a non-empty square matrix, got shape {a.shape}")
     if n is not None and a.shape[0] != n:
         raise LinsimError(f"{name} must be {n}x{n}, got {a.shape[0]}x{a.shape[1]}")
     if not np.all(np.isfinite(a)):
@@ -121,10 +133,10 @@ class Stats:
 
     @classmethod
     def diagonal(cls, x: Any, xp: Any) -> "Stats":
-        x = np.atleast_1d(np.asarray(x, dtype=float))
-        xp = np.atleast_1d(np.asarray(xp, dtype=float))
-        if x.ndim != 1 or xp.shape != x.shape:
-            raise LinsimError(f"data and augmentation spectra must be 1-D of equal length, got {x.shape} and {xp.shape}")
+        x = np.atleast_1d(_real_array("data spectrum x", x))
+        xp = np.atleast_1d(_real_array("augmentation spectrum xp", xp))
+        if x.ndim != 1 or xp.shape != x.shape or x.size < 1:
+            raise LinsimError(f"data and augmentation spectra must be non-empty, 1-D and of equal length, got {x.shape} and {xp.shape}")
         if np.any(~np.isfinite(x)) or np.any(~np.isfinite(xp)):
             raise LinsimError("spectra contain NaN or inf")
         if np.any(x < 0) or np.any(xp < 0):
@@ -133,15 +145,15 @@ class Stats:
 
     @classmethod
     def matrices(cls, X: Any, Xp: Any) -> "Stats":
-        return cls(np.asarray(X, dtype=float), np.asarray(Xp, dtype=float), "matrix")
+        return cls(_real_array("X", X), _real_array("X'", Xp), "matrix")
 
     @classmethod
     def from_views(cls, x1: Any, x2: Any) -> "Stats":
         """Estimate X = sym E[x1 x2^T] and X' = (E[x1 x1^T] + E[x2 x2^T])/2 - X from paired views (N x n)."""
-        x1 = np.asarray(x1, dtype=float)
-        x2 = np.asarray(x2, dtype=float)
-        if x1.ndim != 2 or x1.shape != x2.shape or x1.shape[0] < 2:
-            raise LinsimError(f"paired views must be two N x n arrays of equal shape with N >= 2, got {x1.shape} and {x2.shape}")
+        x1 = _real_array("views x1", x1)
+        x2 = _real_array("views x2", x2)
+        if x1.ndim != 2 or x1.shape != x2.shape or x1.shape[0] < 2 or x1.shape[1] < 1:
+            raise LinsimError(f"paired views must be two N x n arrays of equal shape with N >= 2, n >= 1, got {x1.shape} and {x2.shape}")
         if not (np.all(np.isfinite(x1)) and np.all(np.isfinite(x2))):
             raise LinsimError("views contain NaN or inf")
         N = x1.shape[0]
@@ -360,6 +372,15 @@ class Config:
                 raise LinsimError(f"the per-mode model has one mode per dimension: n1 must equal n={self.stats.n}, got {self.n1}")
         elif self.n1 is not None and self.n1 > self.stats.n:
             raise LinsimError(f"n1={self.n1} > n={self.stats.n}: the online network W (n1 x n) would be rank deficient by construction")
+        reset = self.hyper.predictor in ("directpred", "directcopy")
+        if reset and self.solver.method != "euler":
+            raise LinsimError(f"predictor {self.hyper.predictor} is a reset between discrete SGD steps: use the euler solver")
+        if self.solver.method == "euler" or reset or self.noise.kind != "none":  # fixed steps of size dt
+            if self.solver.dt > self.solver.t_max:
+                raise LinsimError(f"the step dt={self.solver.dt:g} is larger than t_max={self.solver.t_max:g}")
+            if self.solver.t_max / self.solver.dt > self.solver.max_steps:
+                raise LinsimError(f"t_max/dt = {self.solver.t_max / self.solver.dt:.3g} steps exceeds max_steps="
+                                  f"{self.solver.max_steps}; raise dt or max_steps")
 
     @property
     def out_dim(self) -> int:

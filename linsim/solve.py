@@ -2,8 +2,9 @@
 
 Adaptive: diffrax (Tsit5/Dopri5/Dopri8/Kvaerno5) in float64 with a PID controller, saving at requested
 times, with a terminal event when the state goes non-finite or exceeds ``divergence_bound``.
-Fixed step: explicit Euler with step dt = alpha, which *is* full-batch SGD with learning rate alpha and the
-EMA momentum gamma_a = 1 - alpha beta (section 1.5). The solvers take parameters as arrays, so the same
+Fixed step: explicit Euler with step dt = alpha, which is full-batch SGD with learning rate alpha and the EMA
+momentum gamma_a = 1 - alpha beta (section 1.5), the EMA taking the pre-step W (the official code and the
+discrete predictor/SGD simulators take the post-step W: an O(alpha^2 beta) difference per step). The solvers take parameters as arrays, so the same
 compiled function serves a vmapped sweep.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from linsim.config import Config
 from linsim.dynamics.matrix import matrix_field
 from linsim.dynamics.modes import modes_field
 from linsim.dynamics.variant import Variant
+from linsim.errors import LinsimError
 from linsim.initial import initial_state
 from linsim.trajectory import Trajectory
 
@@ -84,7 +86,8 @@ def solve_adaptive(y0, args, ts, dt0, rtol, atol, bound, *, model, variant, meth
 
 @functools.partial(jax.jit, static_argnames=("model", "variant", "n_save", "save_every"))
 def solve_euler(y0, args, dt, *, model, variant, n_save, save_every):
-    """Explicit Euler y <- y + dt f(y): exact full-batch SGD steps of size dt; saves every ``save_every`` steps."""
+    """Explicit Euler y <- y + dt f(y): full-batch SGD steps of size dt (EMA on the pre-step W); saves every
+    ``save_every`` steps."""
     field = FIELDS[model]
 
     def step(y, _):
@@ -106,12 +109,23 @@ def euler_grid(t_max: float, dt: float, n_save: int) -> tuple[int, int]:
     return n_steps // save_every + 1, save_every
 
 
+def check_initial(y0: dict, bound: float) -> None:
+    """A run must start finite and inside the divergence bound (else it is bad input, not a divergence)."""
+    for k, v in y0.items():
+        v = np.asarray(v)
+        if not np.all(np.isfinite(v)):
+            raise LinsimError(f"initial state {k} is not finite")
+        if np.any(np.abs(v) > bound):
+            raise LinsimError(f"initial state {k} has entries above divergence_bound={bound:g} (init scale too large?)")
+
+
 def simulate(cfg: Config, ts: Any = None, y0: dict | None = None) -> Trajectory:
     """Run one configuration and return its Trajectory (states at saved times, status, derived series).
 
     ``ts``: save times (default ``linspace(0, t_max, n_save)``; ignored for Euler, which saves on steps).
     ``y0``: an explicit initial state (default drawn from ``cfg.init``).
     """
+    check_initial(y0 or initial_state(cfg), cfg.solver.divergence_bound)
     if cfg.hyper.predictor in ("directpred", "directcopy"):
         from linsim.dynamics.predictors import simulate_discrete_predictor  # discrete reset rules
 

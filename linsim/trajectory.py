@@ -67,7 +67,16 @@ class Trajectory:
         modes blew up when a per-mode run diverged)."""
         ts = np.asarray(ts, dtype=float)
         bound = cfg.solver.divergence_bound
+        if status == "max_steps" and t_end is not None:  # saves past the stop are unset (inf), not a blow-up
+            keep = max(int(np.searchsorted(ts, t_end, side="right")), 1)
+            ts, states = ts[:keep], {k: v[:keep] for k, v in states.items()}
         bad = _first_bad(states, bound)
+        if bad is not None and status == "max_steps":  # cannot tell; keep the finite prefix, status unchanged
+            keep = max(bad, 1)
+            ts, states = ts[:keep], {k: v[:keep] for k, v in states.items()}
+            bad = None
+        if status == "max_steps" and (t_end is None or not np.isfinite(t_end)):
+            t_end = float(ts[-1])  # the last time the solver is known to have reached
         if bad is not None:  # keep the finite prefix; the run diverged after its last kept time
             status = "diverged"
             if t_end is None or not np.isfinite(t_end):
@@ -187,6 +196,8 @@ class Trajectory:
         out.update({f"extra_{k}": v for k, v in self.extras.items()})
         if self.balance is not None:
             out["balance_residual"] = self.balance
+        if self.diverged_modes is not None:
+            out["diverged_modes"] = self.diverged_modes
         return out
 
     def save(self, folder: str | Path) -> None:
@@ -205,5 +216,6 @@ class Trajectory:
             states = {k[len("state_"):]: z[k] for k in z.files if k.startswith("state_")}
             extras = {k[len("extra_"):]: z[k] for k in z.files if k.startswith("extra_")}
             bal = z["balance_residual"] if "balance_residual" in z.files else None
+            div = z["diverged_modes"] if "diverged_modes" in z.files else None
             return cls(cfg, z["ts"], states, z["p"], z["s"], z["tau"], bal, extras,
-                       summ["status"], float(summ["t_end"]), int(summ["steps"]))
+                       summ["status"], float(summ["t_end"]), int(summ["steps"]), div)

@@ -76,7 +76,7 @@ def test_non_symmetric_X_rejected(seed, eps):
 def test_shape_mismatch_rejected():
     with pytest.raises(LinsimError, match=r"^X' must be 4x4"):
         Stats.matrices(np.eye(4), np.eye(3))
-    with pytest.raises(LinsimError, match=r"^X must be a square matrix"):
+    with pytest.raises(LinsimError, match=r"^X must be a non-empty square matrix"):
         Stats.matrices(np.ones((3, 4)), np.eye(3))
 
 
@@ -132,12 +132,13 @@ def configs(draw):
         A = rng.standard_normal((n, n))
         stats = Stats.matrices(A @ A.T, np.eye(n) * 0.3)
     model = "matrix" if kind == "matrix" else draw(st.sampled_from(["modes", "matrix"]))
+    stop_grad = draw(st.booleans())  # no stop-gradient is defined for SimSiam only (sec 2.2)
     hyper = Hyper(
         eta=draw(st.floats(0, 0.1)),
         eta_p=draw(st.one_of(st.none(), st.floats(0, 0.1))),
-        beta=draw(st.one_of(st.just(math.inf), st.floats(0.01, 100))),
+        beta=draw(st.one_of(st.just(math.inf), st.floats(0.01, 100))) if stop_grad else math.inf,
         alpha_p=draw(st.floats(0.1, 10)),
-        stop_grad=draw(st.booleans()),
+        stop_grad=stop_grad,
         predictor=draw(st.sampled_from(["grad", "symmetric", "identity"])),
     )
     init = Init(scale=draw(st.floats(0.1, 1)), seed=draw(st.integers(0, 1000)), balanced=draw(st.booleans()),

@@ -41,7 +41,7 @@ def test_derived_series_and_balance_availability():
     assert t.balance is not None
     assert np.all(Trajectory.from_states(_modes_cfg(beta=math.inf), ts, states).tau[:, [0, 2]] == 1.0)
     assert Trajectory.from_states(_modes_cfg(eta=0.04, eta_p=0.05), ts, states).balance is None
-    assert Trajectory.from_states(_modes_cfg(stop_grad=False), ts, states).balance is None
+    assert Trajectory.from_states(_modes_cfg(stop_grad=False, beta=float("inf")), ts, states).balance is None
 
 
 @pytest.mark.parametrize("model", ["modes", "matrix"])

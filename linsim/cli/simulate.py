@@ -76,8 +76,10 @@ def print_table(summary: dict, fp, out: Path | None) -> None:
     if fp is not None:
         if fp.exists:
             typer.echo(f"fixed points: p+ = {fp.p_plus:.6f}, p- = {fp.p_minus:.6f}, eta_c = {fp.eta_c:.6f}")
-        else:
+        elif summary["config"]["hyper"]["eta"] >= fp.eta_c:
             typer.echo(f"eta >= eta_c = {fp.eta_c:.6f}: no non-trivial fixed point, every mode must collapse")
+        else:
+            typer.echo("no non-trivial fixed point: exactly one of eta and eta_p is zero")
     inv = summary["invariants"]
     parts = [f"{k} = {_fmt(v, '.3e')}" for k, v in inv.items() if not k.endswith("note")]
     typer.echo("invariants: " + ", ".join(parts))
@@ -129,7 +131,7 @@ def simulate(
     target: str = typer.Option("copy", help="Wa(0): 'copy' of W(0) or 'independent'"),
     stop_grad: bool = typer.Option(True, "--stop-grad/--no-stop-grad", help="keep the stop-gradient on the target"),
     predictor: str = typer.Option("grad", help="predictor rule: grad, symmetric, identity (no predictor), directpred, directcopy"),
-    solver: str = typer.Option("tsit5", help="tsit5, dopri5, dopri8, kvaerno5 (adaptive) or euler (= full-batch SGD)"),
+    solver: Optional[str] = typer.Option(None, help="tsit5, dopri5, dopri8, kvaerno5 (adaptive) or euler (= full-batch SGD) [default: euler for directpred/directcopy and --noise runs, else tsit5]"),
     rtol: float = typer.Option(1e-9, help="relative tolerance of adaptive solvers"),
     atol: float = typer.Option(1e-12, help="absolute tolerance of adaptive solvers"),
     dt: float = typer.Option(0.01, help="Euler step (the SGD learning rate alpha); initial step otherwise"),
@@ -149,6 +151,8 @@ def simulate(
     seeds: int = typer.Option(1, help="--noise sgd/sde: ensemble size (noise seeds derived from --seed)"),
 ) -> None:
     """Integrate the linear BYOL/SimSiam dynamics and report what happens to every eigenmode."""
+    if solver is None:
+        solver = "euler" if predictor in ("directpred", "directcopy") or noise != "none" else "tsit5"
     cfg = build_config(
         model=model, n=n, n1=n1, eta=eta, eta_p=eta_p, beta=beta, alpha_p=alpha_p, sigma2=sigma2,
         stop_grad=stop_grad, predictor=predictor, t_max=t_max, n_save=n_save, solver=solver, rtol=rtol,
@@ -166,6 +170,10 @@ def simulate(
     if cfg.noise.kind != "none":  # an ensemble; the per-mode table and the plot show seed 0
         from linsim.dynamics.stochastic import simulate_ensemble
 
+        from linsim.initial import initial_state
+        from linsim.solve import check_initial
+
+        check_initial(initial_state(cfg), cfg.solver.divergence_bound)
         ens = simulate_ensemble(cfg)
         traj = ens.trajectory(0)
     else:
@@ -185,7 +193,9 @@ def simulate(
             from linsim.plots import plot_run
 
             atomic_savefig(plot_run(traj), tmp / "run.png")
-    fp = fixed_points(eta, alpha_p, sigma2, eta_p=cfg.hyper.eta_p_value) if cfg.stats.kind == "isotropic" else None
+    h, pr = cfg.hyper, cfg.predictor
+    applies = h.stop_grad and (h.predictor in ("grad", "symmetric") or (h.predictor == "directpred" and pr.form == "theory"))
+    fp = fixed_points(eta, alpha_p, sigma2, eta_p=h.eta_p_value) if cfg.stats.kind == "isotropic" and applies else None
     if json_out:
         typer.echo(dumps(summary))
     else:

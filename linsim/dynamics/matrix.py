@@ -16,7 +16,8 @@ def matrix_field(t, state, args, variant: Variant = Variant()):
     W, Wp, Wa = state["W"], state["Wp"], state["Wa"]
     X, Xp = args["X"], args["Xp"]
     simsiam, beta = ema_parts(args["beta"])
-    Wa = jnp.where(simsiam, W, Wa)
+    # SimSiam (beta = inf) and the no-stop-gradient variant (sec 2.2) both use the online net as target
+    Wa = W if not variant.stop_grad else jnp.where(simsiam, W, Wa)
     WX = W @ X
     WXX = WX + W @ Xp  # W (X + X')
     if variant.predictor == "identity":  # predictor removed (sec 2.3): Wp = I
@@ -33,7 +34,7 @@ def matrix_field(t, state, args, variant: Variant = Variant()):
     if not variant.stop_grad:  # gradient also through the target branch with Wa = W (sec 2.2)
         P = jnp.eye(W.shape[0], dtype=W.dtype) if variant.predictor == "identity" else Wp
         dW = dW + P @ WX - WXX
-    dWa = jnp.where(simsiam, dW, beta * (W - Wa))
+    dWa = dW if not variant.stop_grad else jnp.where(simsiam, dW, beta * (W - Wa))
     return {"W": dW, "Wp": dWp, "Wa": dWa}
 
 

@@ -23,7 +23,7 @@ def modes_field(t, state, args, variant: Variant = Variant()):
     p, w, wa = state["p"], state["w"], state["wa"]
     x, xp = args["x"], args["xp"]
     simsiam, beta = ema_parts(args["beta"])
-    wa = jnp.where(simsiam, w, wa)
+    wa = w if not variant.stop_grad else jnp.where(simsiam, w, wa)  # no stop-grad: target = online (sec 2.2)
     pe = jnp.ones_like(p) if variant.predictor == "identity" else p
     e = x * wa - (x + xp) * pe * w
     dw = pe * e - args["eta"] * w
@@ -33,7 +33,7 @@ def modes_field(t, state, args, variant: Variant = Variant()):
         dp = jnp.zeros_like(p)
     else:
         dp = args["alpha_p"] * w * e - args["eta_p"] * p
-    dwa = jnp.where(simsiam, dw, beta * (w - wa))
+    dwa = dw if not variant.stop_grad else jnp.where(simsiam, dw, beta * (w - wa))
     return {"p": dp, "w": dw, "wa": dwa}
 
 
@@ -76,15 +76,18 @@ class FixedPoints:
 def fixed_points(eta, alpha_p=1.0, sigma2=0.5, x=1.0, eta_p=None) -> FixedPoints:
     """p^+- = [x +- sqrt(x^2 - 4 eta (x+x'))] / (2 (x+x')), s^+- = p^2 eta_p / (eta alpha_p) (sec 3.4).
 
-    With eta = 0 the non-trivial set is the line p = x/(x+x') of any s; s is then reported on the balanced
-    parabola s = p^2/alpha_p, and p- = 0 is the line of collapsed states. NaN where they do not exist.
+    With eta = eta_p = 0 the non-trivial set is the line p = x/(x+x') of any s; s is then reported on the
+    balanced parabola s = p^2/alpha_p, and p- = 0 is the line of collapsed states. NaN (exists=False) where
+    they do not exist: eta >= eta_c, or exactly one of eta and eta_p is zero.
     """
     xp = sigma2
     k = x + xp
     eta_p = eta if eta_p is None else eta_p
     disc = x**2 - 4.0 * eta * k
     eta_c = eta_critical(x, xp)
-    if disc < 0:
+    # No non-trivial fixed point if the discriminant is negative, or if exactly one of eta, eta_p is 0
+    # (eta = 0 < eta_p: p decays while s grows without bound; eta > 0 = eta_p: only s = 0 is fixed).
+    if disc < 0 or (eta == 0) != (eta_p == 0):
         return FixedPoints(math.nan, math.nan, math.nan, math.nan, eta_c, False)
     r = math.sqrt(disc)
     pp, pm = (x + r) / (2 * k), (x - r) / (2 * k)

@@ -115,7 +115,7 @@ BAD = [
     (["--solver", "rk99"], "solver"),
     (["--t-max", 0], "t_max"),
     (["--init-scale", 0], "init scale"),
-    (["--n", 0], "n"),
+    (["--n", 0], "n must be"),
     (["--stats", "missing.npz"], "does not exist"),
 ]
 

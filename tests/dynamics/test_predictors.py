@@ -132,7 +132,8 @@ def test_predictor_config_validation_and_json():
     for bad in (dict(rho=1.0), dict(rho=-0.1), dict(eps=-1.0), dict(freq=0), dict(freq=1.5), dict(form="x"), dict(norm="x")):
         with pytest.raises(LinsimError):
             Predictor(**bad)
-    cfg = Config(hyper=Hyper(predictor="directcopy"), predictor=Predictor(rho=0.5, eps=0.3, freq=5, form="code", norm="spectral"))
+    cfg = Config(hyper=Hyper(predictor="directcopy"), solver=Solver(method="euler"),
+                 predictor=Predictor(rho=0.5, eps=0.3, freq=5, form="code", norm="spectral"))
     back = Config.from_json(json.loads(dumps(cfg.to_json())))
     assert back.predictor == cfg.predictor
     old = cfg.to_json()
