@@ -268,6 +268,8 @@ class Solver:
             v = _finite(name, getattr(self, name))
             if not (v > 0 and math.isfinite(v)):
                 raise LinsimError(f"{name} must be finite and > 0, got {v:g}")
+        if self.rtol > 1e-2:
+            raise LinsimError(f"rtol must be <= 1e-2 (the theory's invariants need accurate solves), got {self.rtol:g}")
         if self.method == "euler" and self.dt > t_max:
             raise LinsimError(f"Euler step dt={self.dt:g} is larger than t_max={t_max:g}")
 

@@ -176,8 +176,8 @@ def participation_ratio(
     covariance; PR is scale-free, the 1/N drops out). ``1 <= PR <= rank``, with equality on the right for
     equal non-zero eigenvalues.
     """
-    lam = _spectrum(z_or_sv, singular_values, center, normalize) ** 2
-    lam = lam / lam.max()  # scale-free; avoids overflow of sum(lambda^2) for huge sigma
+    sv = _spectrum(z_or_sv, singular_values, center, normalize)
+    lam = (sv / sv.max()) ** 2  # scale-free; dividing before squaring avoids over/underflow of sigma^2
     return float(np.sum(lam) ** 2 / np.sum(lam**2))
 
 
@@ -189,7 +189,9 @@ def std_normalized(z: Any) -> float:
     About ``1/sqrt(d)`` for isotropic Gaussian embeddings; 0 for complete collapse.
     """
     x = check_embeddings(z)
-    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), TORCH_NORMALIZE_EPS)
+    m = np.max(np.abs(x), axis=1, keepdims=True)
+    norm = m * np.linalg.norm(x / np.where(m > 0, m, 1.0), axis=1, keepdims=True)  # no overflow for huge rows
+    x = x / np.maximum(norm, TORCH_NORMALIZE_EPS)
     return float(np.mean(np.std(x, axis=0, ddof=1)))
 
 
@@ -229,7 +231,8 @@ def alpha_req(
     (1.0 when the fitted log-values are all equal, which a constant, alpha = 0, fits exactly).
     """
     s = _spectrum(z_or_sv, singular_values, center, normalize)
-    lam = s**2 / np.sum(s**2)
+    lam = (s / s[0]) ** 2  # divide before squaring: no over/underflow for extreme scales
+    lam = lam / np.sum(lam)
     if k_range is None:
         n_rows = 0 if singular_values else int(np.shape(z_or_sv)[0])
         tol = s[0] * max(n_rows, s.size) * _input_eps(z_or_sv)

@@ -67,6 +67,7 @@ QUANTITIES = ("collapsed", "converged", "p_final", "s_final", "tau_final", "p_pl
 STATUS = {0: "ok", 1: "diverged", 2: "max_steps"}
 DIVERGENCE_BOUND = 1e6
 _MAX_GRID = 10_000_000
+MAX_MATRIX_N = 64  # matrix-model sweeps vmap full n x n solves per grid point
 
 # ------------------------------------------------------------------------------------------ grid specs
 
@@ -230,6 +231,8 @@ class SweepSpec:
         Solver(t_max=self.t_max, n_save=self.n_save, rtol=self.rtol, atol=self.atol,
                collapse_threshold=self.collapse_threshold, max_steps=self.max_steps)
         if self.model == "matrix":
+            if not (isinstance(self.n, (int, np.integer)) and 1 <= self.n <= MAX_MATRIX_N):
+                raise LinsimError(f"matrix-model sweeps are for small networks: n must be an integer in [1, {MAX_MATRIX_N}], got {self.n!r}")
             Stats.isotropic(self.n, 0.5)
             if self.n1 is not None and not (isinstance(self.n1, int) and 1 <= self.n1 <= self.n):
                 raise LinsimError(f"n1 must be an integer in [1, n={self.n}], got {self.n1!r}")
@@ -303,7 +306,8 @@ class SweepSpec:
 
     def hash(self, chunk_size: int | None = None) -> str:
         """sha256 of the canonical JSON of the spec (and the chunk size, which fixes the chunk layout)."""
-        payload = {"spec": self.to_json(), "chunk_size": chunk_size}
+        # the axis order is part of the identity (it fixes the grid's layout), so it is hashed as a list
+        payload = {"spec": self.to_json(), "dims": list(self.dims), "chunk_size": chunk_size}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

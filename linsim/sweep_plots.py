@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from linsim.dynamics.modes import fixed_points
+
 from linsim.io import atomic_savefig
 
 LABELS = {"eta": "η (weight decay)", "eta_p": "η_p", "beta": "β (EMA rate)", "alpha_p": "α_p",
@@ -118,9 +120,12 @@ def _overlays(ax, result, xinfo, yinfo, extra=None):
         a, s2 = _fixed(result, "alpha_p", 1.0, extra), _fixed(result, "sigma2", 0.5, extra)
         if None in (eta, a, s2):
             return
+        eta_p = _fixed(result, "eta_p", None, extra)
+        eta_p = eta if eta_p is None else eta_p
         pv = xv if xn == "p0" else yv
         k = 1 + s2
-        if eta == 0 and beta is not None and math.isinf(beta):
+        fp = fixed_points(eta, a, s2, eta_p=eta_p)
+        if eta == 0 and eta_p == 0 and beta is not None and math.isinf(beta):
             p = np.linspace(np.min(pv), np.max(pv), 400)
             s = np.where(p < 0, p**2 / a, np.where(p > 1 / k, (p**2 - k**-2) / a, np.nan))
             P = coord("p0", pv, xs if xn == "p0" else ys, p)
@@ -128,11 +133,9 @@ def _overlays(ax, result, xinfo, yinfo, extra=None):
             if P is not None and S is not None:
                 (ax.plot(P, S) if xn == "p0" else ax.plot(S, P))[0].set(color="tab:red", ls="--", lw=1.5,
                                                                          label="η=0 basin boundary")
-        elif eta > 0 and eta < 1 / (4 * k):
-            pm = (1 - math.sqrt(1 - 4 * eta * k)) / (2 * k)
-            sm = pm**2 / a
-            P = coord("p0", pv, xs if xn == "p0" else ys, pm)
-            S = coord("s0", yv if xn == "p0" else xv, ys if xn == "p0" else xs, sm)
+        elif eta > 0 and fp.exists:
+            P = coord("p0", pv, xs if xn == "p0" else ys, fp.p_minus)
+            S = coord("s0", yv if xn == "p0" else xv, ys if xn == "p0" else xs, fp.s_minus)
             if P is not None and S is not None:
                 xy = (P, S) if xn == "p0" else (S, P)
                 ax.plot(*xy, marker="x", color="tab:red", ms=8, ls="none", label="saddle (p⁻, s⁻)")

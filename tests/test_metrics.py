@@ -318,3 +318,18 @@ def test_li2022_rankme_values_and_reversed_order(li2022):
     np.testing.assert_allclose(rm, LI_RANKME, rtol=0, atol=0.05)
     assert spearmanr(auc, rm).statistic == pytest.approx(-1.0, abs=1e-12)
     assert list(np.argsort(rm)) == list(np.argsort(auc))[::-1]
+
+
+def test_extreme_scales_do_not_overflow():
+    # Every metric but std_normalized is scale-free; sigma^2 of 1e160-scaled data overflows float64 unless the
+    # spectrum is divided by sigma_1 first. Tolerance 1e-9: only rounding in the SVD of rescaled data differs.
+    z = np.random.default_rng(1).standard_normal((50, 8))
+    ref = M.summarize(z)
+    for c in (1e160, 1e-200):
+        got = M.summarize(z * c)
+        for k in ("cev_auc", "rankme", "participation_ratio", "alpha_req", "alpha_req_r2"):
+            assert np.isfinite(got[k]) and abs(got[k] - ref[k]) <= 1e-9 * abs(ref[k]), (c, k)
+    # huge rows normalise to unit length (no overflow in the norm); the 1e-12 norm floor (torch's
+    # F.normalize) maps rows far below it to ~0, so tiny embeddings give 0 by that convention
+    assert abs(M.std_normalized(z * 1e160) - ref["std_normalized"]) <= 1e-12
+    assert M.std_normalized(z * 1e-200) < 1e-100

@@ -228,3 +228,14 @@ def test_dask_missing_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(LinsimError, match=r"pip install linsim\[dask\]"):
         run_sweep(SweepSpec(**SMALL), tmp_path / "d", chunk_size=128, progress=False, scheduler="tcp://127.0.0.1:1")
     assert not (tmp_path / "d").exists()
+
+
+def test_axis_order_is_part_of_the_identity(tmp_path):
+    # The same axes in another order lay the grid out differently: resuming one into the other would
+    # transpose results, so the hashes must differ and the second sweep must be refused.
+    a = SweepSpec(axes={"p0": [0.05, 0.3], "eta_p": [0.0, 0.1]}, t_max=50.0, n_save=11)
+    b = SweepSpec(axes={"eta_p": [0.0, 0.1], "p0": [0.05, 0.3]}, t_max=50.0, n_save=11)
+    assert a.hash(4) != b.hash(4)
+    run_sweep(a, tmp_path / "s", chunk_size=4, progress=False)
+    with pytest.raises(LinsimError, match="different spec"):
+        run_sweep(b, tmp_path / "s", chunk_size=4, progress=False)

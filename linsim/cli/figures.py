@@ -68,5 +68,13 @@ def figures(
     for i, name in enumerate(names, 1):
         t0 = time.perf_counter()
         typer.echo(f"[{i}/{len(names)}] {name} ...", nl=False)
-        written = run_recipe(found[name], out)
+        try:
+            written = run_recipe(found[name], out)
+        except (LinsimError, SystemExit) as err:  # a recipe's own bad-input report (e.g. missing data)
+            typer.echo("")
+            raise LinsimError(f"figure recipe {name}: {str(err).removeprefix('error: ')}") from None
+        except Exception as err:  # noqa: BLE001  (a broken recipe: say which, in one line)
+            typer.echo("")
+            typer.echo(f"error: figure recipe {name} failed: {type(err).__name__}: {err}", err=True)
+            raise typer.Exit(1) from None
         typer.echo(f" {time.perf_counter() - t0:.1f}s -> {', '.join(str(p) for p in written)}")

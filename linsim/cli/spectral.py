@@ -27,8 +27,11 @@ def _load(path: Optional[Path], what: str, ndim: int) -> Optional[np.ndarray]:
         raise LinsimError(f"cannot read {what} file {path} as .npy: {err}") from None
     if arr.ndim != ndim:
         raise LinsimError(f"{what} must be a {ndim}-D array, found shape {arr.shape}")
-    if ndim == 2 and (not np.issubdtype(arr.dtype, np.number) or not np.all(np.isfinite(arr))):
-        raise LinsimError(f"{what} must be finite numbers, found {int(np.sum(~np.isfinite(arr.astype(float))))} non-finite entries")
+    if ndim == 2:
+        if np.iscomplexobj(arr) or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+            raise LinsimError(f"{what} must hold real numbers, found dtype {arr.dtype}")
+        if not np.all(np.isfinite(arr)):
+            raise LinsimError(f"{what} must be finite numbers, found {int(np.sum(~np.isfinite(arr)))} non-finite entries")
     return arr
 
 
@@ -130,7 +133,8 @@ def spectral(
         "probe_accuracy": None if y is None else probe_accuracy(Z, y),
         "lda_subspace_distance": None,
     }
-    if method == "vicreg" and graph == "label" and N > D:
+    if method == "vicreg" and graph == "label" and N > D and dim <= len(np.unique(y)) - 1:
+        # beyond C - 1 dims both eigenproblems are degenerate (lambda = 1, r = 0): no unique span to compare
         W, _ = sp.vicreg_linear_weights(X, G, dim)
         summary["lda_subspace_distance"] = sp.subspace_distance(W, sp.fisher_lda(X, y, min(dim, D))[0])
     summary.update(extra)

@@ -115,7 +115,8 @@ def sweep(
                + (f" ({result.info['chunks_resumed']} resumed)" if result.info["chunks_resumed"] else ""))
     typer.echo(f"collapsed {summ['fraction_collapsed']:.1%}, converged to p+ {summ['fraction_converged']:.1%}, "
                f"unresolved at t = {spec.t_max:g}: {summ['fraction_unresolved']:.1%}"
-               + (f", diverged {summ['n_diverged']}" if summ["n_diverged"] else ""))
+               + (f", diverged {summ['n_diverged']}" if summ["n_diverged"] else "")
+               + (f", stopped at max_steps {summ['n_max_steps']}" if summ.get("n_max_steps") else ""))
     mb = summ["max_balance_residual"]
     if mb is not None and math.isfinite(mb):
         typer.echo(f"max balance residual {mb:.2e}")

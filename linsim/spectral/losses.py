@@ -40,7 +40,8 @@ def _check_graph(Z, G) -> None:
         raise LinsimError(f"G must be (N, N) = {(Z.shape[0], Z.shape[0])} to match Z, found {tuple(G.shape)}")
 
 
-def _offdiag_sq_sum(C):
+def offdiag_sq_sum(C):
+    """Sum of squared off-diagonal entries, sum_{k != l} C_kl^2."""
     return jnp.sum(C**2) - jnp.sum(jnp.diag(C) ** 2)
 
 
@@ -52,7 +53,7 @@ def vicreg_graph_loss(Z, G, alpha=1.0, beta=1.0, gamma=1.0, eps=0.0):
     Zc = Z - Z.mean(axis=0)
     S = Zc.T @ Zc / N
     var_term = jnp.sum(jax.nn.relu(1.0 - jnp.sqrt(jnp.diag(S) + eps))) / K
-    cov_term = _offdiag_sq_sum(S) / K
+    cov_term = offdiag_sq_sum(S) / K
     L = jnp.diag(G.sum(axis=1)) - G
     inv_term = jnp.trace(Z.T @ L @ Z) / (N * K)
     return alpha * var_term + beta * cov_term + gamma * inv_term
@@ -69,7 +70,7 @@ def vicreg_loss(z_a, z_b, sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0, eps=1e-
     std_b = jnp.sqrt(jnp.var(xb, axis=0, ddof=1) + eps)
     std_loss = 0.5 * jnp.mean(jax.nn.relu(1 - std_a)) + 0.5 * jnp.mean(jax.nn.relu(1 - std_b))
     cov_a, cov_b = xa.T @ xa / (n - 1), xb.T @ xb / (n - 1)
-    cov_loss = _offdiag_sq_sum(cov_a) / K + _offdiag_sq_sum(cov_b) / K
+    cov_loss = offdiag_sq_sum(cov_a) / K + offdiag_sq_sum(cov_b) / K
     return sim_coeff * repr_loss + std_coeff * std_loss + cov_coeff * cov_loss
 
 
@@ -115,7 +116,7 @@ def barlow_graph_loss(Z, G, lambd=0.0051, eps=0.0):
     _check_graph(Z, G)
     Zs = _standardize(Z, eps)
     C = Zs.T @ G @ Zs / jnp.sum(G)
-    return jnp.sum((1.0 - jnp.diag(C)) ** 2) + lambd * _offdiag_sq_sum(C)
+    return jnp.sum((1.0 - jnp.diag(C)) ** 2) + lambd * offdiag_sq_sum(C)
 
 
 def barlow_loss(z_a, z_b, lambd=0.0051, eps=1e-5):
@@ -124,7 +125,7 @@ def barlow_loss(z_a, z_b, lambd=0.0051, eps=1e-5):
     _check_pair(z_a, z_b)
     n = z_a.shape[0]
     C = _standardize(z_a, eps).T @ _standardize(z_b, eps) / n
-    return jnp.sum((1.0 - jnp.diag(C)) ** 2) + lambd * _offdiag_sq_sum(C)
+    return jnp.sum((1.0 - jnp.diag(C)) ** 2) + lambd * offdiag_sq_sum(C)
 
 
 def barlow_linear_loss(W, B, S_G, lambd=0.0051):
@@ -132,7 +133,7 @@ def barlow_linear_loss(W, B, S_G, lambd=0.0051):
     W, B, S_G = jnp.asarray(W), jnp.asarray(B), jnp.asarray(S_G)
     s = 1.0 / jnp.sqrt(jnp.sum(W * (B @ W), axis=0))
     C = (W.T @ S_G @ W) * s[:, None] * s[None, :]
-    return jnp.sum((1.0 - jnp.diag(C)) ** 2) + lambd * _offdiag_sq_sum(C)
+    return jnp.sum((1.0 - jnp.diag(C)) ** 2) + lambd * offdiag_sq_sum(C)
 
 
 def spectral_contrastive_matrix_loss(U, G):

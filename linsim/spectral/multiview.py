@@ -9,6 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from linsim.errors import LinsimError
+from linsim.metrics import rankme
+from linsim.spectral.graphs import normalized_adjacency
+from linsim.spectral.losses import offdiag_sq_sum
 
 __all__ = [
     "multiview_barlow_loss",
@@ -28,10 +31,6 @@ def _split(z, m):
     return z.reshape(int(m), z.shape[0] // int(m), z.shape[1])
 
 
-def _offdiag_sq(C):
-    return jnp.sum(C**2) - jnp.sum(jnp.diag(C) ** 2)
-
-
 def multiview_barlow_loss(z, m, lambd=1.0 / 128):
     """fastssl BarlowTwinLoss (§4.3): pooled unbiased standardisation; m>2 invariance to the mean view."""
     zv = _split(z, m)
@@ -43,12 +42,12 @@ def multiview_barlow_loss(z, m, lambd=1.0 / 128):
         total = 0.0
         for i in range(2):
             C = zt[i].T @ zt[1 - i] / B
-            total = total + jnp.sum((1 - jnp.diag(C)) ** 2) + lambd * _offdiag_sq(C)
+            total = total + jnp.sum((1 - jnp.diag(C)) ** 2) + lambd * offdiag_sq_sum(C)
         return total / m
     zbar = zt.mean(0)
     inv = jnp.mean(jnp.sum((1 - jnp.einsum("anb,nb->ab", zt, zbar) / B) ** 2, axis=1))
     Cbar = zbar.T @ zbar / B
-    return inv + lambd * _offdiag_sq(Cbar)
+    return inv + lambd * offdiag_sq_sum(Cbar)
 
 
 def _vic_terms(z1, z2):
@@ -57,7 +56,7 @@ def _vic_terms(z1, z2):
     c1, c2 = z1 - z1.mean(0), z2 - z2.mean(0)
     std = 0.5 * jnp.mean(jax.nn.relu(1 - jnp.std(c1, axis=0, ddof=1))) + 0.5 * jnp.mean(
         jax.nn.relu(1 - jnp.std(c2, axis=0, ddof=1)))
-    cov = _offdiag_sq(c1.T @ c1 / (B - 1)) / d + _offdiag_sq(c2.T @ c2 / (B - 1)) / d
+    cov = offdiag_sq_sum(c1.T @ c1 / (B - 1)) / d + offdiag_sq_sum(c2.T @ c2 / (B - 1)) / d
     return repr_, std, cov
 
 
@@ -90,9 +89,8 @@ def augmentation_chain(n_atoms=40, n_classes=4, width=2.0, leak=0.02):
 
 
 def _top_eigspace(G, d):
-    deg = G.sum(1)
-    inv = np.where(deg > 0, 1 / np.sqrt(np.where(deg > 0, deg, 1.0)), 0.0)
-    w, V = np.linalg.eigh(inv[:, None] * G * inv[None, :])
+    """Top-d eigenvectors of the normalized adjacency of G."""
+    _, V = np.linalg.eigh(normalized_adjacency(G))
     return V[:, ::-1][:, :d]
 
 
@@ -150,10 +148,4 @@ def orthogonality_rank_study(lambdas, dims, D=24, rho0=0.95, decay=0.8, n_starts
 
 
 def _rankme(Z, eps=1e-7):
-    try:
-        from linsim.metrics import rankme
-    except ImportError:  # private fallback (linsim.metrics not present): RankMe, §6.1
-        s = np.linalg.svd(np.asarray(Z, dtype=float), compute_uv=False)
-        p = s / s.sum() + eps
-        return float(np.exp(-np.sum(p * np.log(p))))
     return float(rankme(np.asarray(Z), eps=eps))

@@ -35,3 +35,14 @@ def test_regenerates_readme_figure(tmp_path):
     assert res.exit_code == 0, res.output
     png = tmp_path / "readme_run.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_broken_or_data_less_recipes_report_one_line(tmp_path):
+    exps = tmp_path / "exps"
+    exps.mkdir()
+    (exps / "bad.py").write_text('"""Broken."""\ndef make(out):\n    raise ValueError("boom")\n')
+    (exps / "nodata.py").write_text('"""No data."""\ndef make(out):\n    raise SystemExit("error: data.npz not found")\n')
+    res = runner.invoke(app, ["figures", "bad", "--experiments", str(exps), "--out", str(tmp_path / "f")])
+    assert res.exit_code == 1 and "figure recipe bad failed: ValueError: boom" in res.output
+    res = runner.invoke(app, ["figures", "nodata", "--experiments", str(exps), "--out", str(tmp_path / "f")])
+    assert res.exit_code == 2 and "figure recipe nodata: data.npz not found" in res.output
