@@ -41,7 +41,9 @@ def directpred_eigs(s, eps=0.01, form: str = "code", alpha_p=1.0):
     form='code' (``balance_type=boost_scale``, ``dyn_convert=2``): u_j = max(s_j, 0) / max_j s_j,
     p_j = max(sqrt(u_j) + eps, 1e-4). If max_j s_j <= 0 (F_hat = 0) every u_j is taken as 0.
     form='theory' (sec 4.4 (a)): p_j = sqrt(alpha_p max(s_j, 0)) + eps; with eps = 0 the toy keeps the
-    gradient predictor's fixed points p+- because they satisfy s = p^2 / alpha_p (sec 3.3-3.4).
+    gradient predictor's fixed points p+- because they satisfy s = p^2 / alpha_p (sec 3.3-3.4). This holds
+    for X = I: the balance law ties Wp to W W^T, not to F = W X W^T, so with other data spectra p still
+    settles at p+ but s_j = x_j w_j^2 does not match the gradient predictor's s+.
     """
     s = jnp.asarray(s)
     sp = jnp.clip(s, 0.0, None)
