@@ -67,16 +67,13 @@ class Trajectory:
         modes blew up when a per-mode run diverged)."""
         ts = np.asarray(ts, dtype=float)
         bound = cfg.solver.divergence_bound
-        if status == "max_steps" and t_end is not None:  # saves past the stop are unset (inf), not a blow-up
-            keep = max(int(np.searchsorted(ts, t_end, side="right")), 1)
-            ts, states = ts[:keep], {k: v[:keep] for k, v in states.items()}
         bad = _first_bad(states, bound)
-        if bad is not None and status == "max_steps":  # cannot tell; keep the finite prefix, status unchanged
-            keep = max(bad, 1)
+        if status == "max_steps":  # saves past the stop are unset (inf) placeholders, not a blow-up
+            keep = len(ts) if bad is None else max(bad, 1)
             ts, states = ts[:keep], {k: v[:keep] for k, v in states.items()}
+            if t_end is None or not np.isfinite(t_end):
+                t_end = float(ts[-1])  # the last time the solver is known to have reached
             bad = None
-        if status == "max_steps" and (t_end is None or not np.isfinite(t_end)):
-            t_end = float(ts[-1])  # the last time the solver is known to have reached
         if bad is not None:  # keep the finite prefix; the run diverged after its last kept time
             status = "diverged"
             if t_end is None or not np.isfinite(t_end):
