@@ -1,9 +1,11 @@
 """Initial states for the matrix and per-mode models from an Init config (seeded numpy RNG)."""
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
 from linsim.config import Config
+from linsim.errors import LinsimError
 
 
 def psd_sqrt(a: np.ndarray) -> np.ndarray:
@@ -42,3 +44,20 @@ def initial_state(cfg: Config) -> dict[str, np.ndarray]:
     if cfg.hyper.simsiam:  # SimSiam has no separate target: Wa is W
         Wa = W.copy()
     return {"W": W, "Wp": Wp, "Wa": Wa}
+
+
+def check_initial(y0: dict, bound: float) -> None:
+    """A run must start finite and inside the divergence bound (else it is bad input, not a divergence)."""
+    for k, v in y0.items():
+        v = np.asarray(v)
+        if not np.all(np.isfinite(v)):
+            raise LinsimError(f"initial state {k} is not finite")
+        if np.any(np.abs(v) > bound):
+            raise LinsimError(f"initial state {k} has entries above divergence_bound={bound:g} (init scale too large?)")
+
+
+def initial_arrays(cfg: Config, y0: dict | None = None) -> dict:
+    """The run's starting state as float64 jax arrays: ``y0`` if given, else drawn from ``cfg.init``; checked."""
+    y0 = initial_state(cfg) if y0 is None else y0
+    check_initial(y0, cfg.solver.divergence_bound)
+    return {k: jnp.asarray(v, jnp.float64) for k, v in y0.items()}

@@ -98,6 +98,6 @@ def plot_run(traj):
         h = traj.config.hyper
         fig.suptitle(
             f"{traj.config.model} model: eta={h.eta:g}, beta={h.beta:g}, alpha_p={h.alpha_p:g}, "
-            f"{traj.summary()['n_collapsed']}/{traj.s.shape[1]} modes collapsed, status {traj.status}"
+            f"{int(traj.collapsed.sum())}/{traj.s.shape[1]} modes collapsed, status {traj.status}"
         )
     return fig

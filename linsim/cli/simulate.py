@@ -170,10 +170,6 @@ def simulate(
     if cfg.noise.kind != "none":  # an ensemble; the per-mode table and the plot show seed 0
         from linsim.dynamics.stochastic import simulate_ensemble
 
-        from linsim.initial import initial_state
-        from linsim.solve import check_initial
-
-        check_initial(initial_state(cfg), cfg.solver.divergence_bound)
         ens = simulate_ensemble(cfg)
         traj = ens.trajectory(0)
     else:

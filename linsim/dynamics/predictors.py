@@ -187,7 +187,7 @@ def simulate_discrete_predictor(cfg: Config, y0: dict | None = None):
     gamma_a = 1 - alpha beta (SimSiam: Wa = W). Works for the matrix and per-mode models (diagonal F_hat).
     Returns a Trajectory; ``extras['F_hat']`` holds the correlation estimate at the saved steps.
     """
-    from linsim.initial import initial_state
+    from linsim.initial import initial_arrays
     from linsim.solve import euler_grid, make_args, variant_of
     from linsim.trajectory import Trajectory
 
@@ -197,7 +197,7 @@ def simulate_discrete_predictor(cfg: Config, y0: dict | None = None):
     if cfg.noise.kind != "none":
         raise LinsimError("stochastic runs go through linsim.dynamics.stochastic.simulate_ensemble, not the discrete predictor simulator")
     s, pr = cfg.solver, cfg.predictor
-    y0 = {k: jnp.asarray(v, jnp.float64) for k, v in (y0 or initial_state(cfg)).items()}
+    y0 = initial_arrays(cfg, y0)
     n_save, every = euler_grid(s.t_max, s.dt, s.n_save)
     variant: Variant = variant_of(cfg)
     ys, Fs = _run_discrete(

@@ -54,7 +54,7 @@ from linsim.config import Config
 from linsim.dynamics.predictors import KEYS, RULES, corr_step, ema_target, reset_predictor, symmetrize
 from linsim.dynamics.variant import Variant, ema_parts
 from linsim.errors import LinsimError
-from linsim.initial import psd_sqrt
+from linsim.initial import initial_arrays, psd_sqrt
 
 
 def view_moment(cfg: Config) -> np.ndarray:
@@ -122,16 +122,23 @@ def moment_loss(y, Z, *, model: str, variant: Variant, simsiam, symmetric=False)
     return 0.5 * (q(L) + q(Lsw)) if symmetric else q(L)
 
 
-def _update_direction(g, y, args, model, variant):
-    """The gradient step direction -(grad + weight decay) per block, predictor scaled by alpha_p (sec 1.5)."""
-    kW, kP, kA = KEYS[model]
-    dW = -(g[kW] + args["eta"] * y[kW])
+def _gradient_direction(g, y, args, model, variant):
+    """-grad per block, the predictor's scaled by alpha_p (its lr is alpha alpha_p; sec 1.5), symmetrised for
+    the symmetric rule, zero when the predictor is removed."""
+    kW, kP, _ = KEYS[model]
     if variant.predictor == "identity":
-        dP = jnp.zeros_like(y[kP])
-    else:
-        gp = symmetrize(g[kP]) if (variant.predictor == "symmetric" and model == "matrix") else g[kP]
-        dP = -args["alpha_p"] * gp - args["eta_p"] * y[kP]  # decay eta_p per unit time, as in the ODE
-    return dW, dP
+        return -g[kW], jnp.zeros_like(y[kP])
+    gp = symmetrize(g[kP]) if (variant.predictor == "symmetric" and model == "matrix") else g[kP]
+    return -g[kW], -args["alpha_p"] * gp
+
+
+def _update_direction(g, y, args, model, variant):
+    """The SGD step direction -(grad + weight decay) per block (weight decay eta_p per unit time, as in the ODE)."""
+    kW, kP, _ = KEYS[model]
+    dW, dP = _gradient_direction(g, y, args, model, variant)
+    if variant.predictor != "identity":  # a removed predictor (Wp = I) is not trained nor decayed
+        dP = dP - args["eta_p"] * y[kP]
+    return dW - args["eta"] * y[kW], dP
 
 
 # ---------------------------------------------------------------- (a) finite-batch SGD
@@ -208,12 +215,6 @@ def _check(cfg: Config, kind: str) -> None:
         raise LinsimError("the SDE models plain SGD on the un-normalised loss: momentum and normalized need --noise sgd")
 
 
-def _y0(cfg: Config, y0):
-    from linsim.initial import initial_state
-
-    return {k: jnp.asarray(v, jnp.float64) for k, v in (y0 or initial_state(cfg)).items()}
-
-
 def simulate_sgd(cfg: Config, y0: dict | None = None) -> "Ensemble":
     """Finite-batch SGD ensemble (``cfg.noise.seeds`` seeds, shared initial state), step alpha = ``cfg.solver.dt``,
     saved every ``save_every`` steps as in the Euler solver. Seeds come from ``cfg.init.seed``."""
@@ -228,7 +229,7 @@ def simulate_sgd(cfg: Config, y0: dict | None = None) -> "Ensemble":
         Xh, Xph = np.sqrt(cfg.stats.x), np.sqrt(cfg.stats.xp)
     n_save, every = euler_grid(s.t_max, s.dt, s.n_save)
     ys = _run_sgd(
-        _y0(cfg, y0), _keys(cfg, 1), make_args(cfg), jnp.asarray(Xh), jnp.asarray(Xph), jnp.asarray(s.dt),
+        initial_arrays(cfg, y0), _keys(cfg, 1), make_args(cfg), jnp.asarray(Xh), jnp.asarray(Xph), jnp.asarray(s.dt),
         jnp.asarray(nz.momentum), jnp.asarray(pr.rho), jnp.asarray(pr.eps),
         model=cfg.model, variant=variant_of(cfg), batch=int(nz.batch), normalized=bool(nz.normalized),
         symmetric=bool(nz.symmetric), rule=rule, form=pr.form, norm=pr.norm, freq=int(pr.freq),
@@ -251,13 +252,7 @@ def diffusion_operator(y, args, Sh, *, model, variant, symmetric, scale):
     def apply(G):
         M = (G + jnp.swapaxes(G, -1, -2)) / jnp.sqrt(2.0)
         Z = Sh @ M @ Sh
-        g = gfun(y, Z)
-        dW = -g[kW]
-        if variant.predictor == "identity":
-            dP = jnp.zeros_like(y[kP])
-        else:
-            gp = symmetrize(g[kP]) if (variant.predictor == "symmetric" and model == "matrix") else g[kP]
-            dP = -args["alpha_p"] * gp
+        dW, dP = _gradient_direction(gfun(y, Z), y, args, model, variant)
         dA = jnp.where(simsiam, dW, jnp.zeros_like(y[kA]))  # Wa gets no noise (it only tracks W)
         return {kW: scale * dW, kP: scale * dP, kA: scale * dA}
 
@@ -308,7 +303,7 @@ def simulate_sde(cfg: Config, y0: dict | None = None, brownian: str = "virtual")
     n_steps = max(1, int(round(ts[-1] / h)))
     Sh = psd_sqrt(view_moment(cfg)) if cfg.model == "matrix" else np.stack([psd_sqrt(b) for b in view_moment(cfg)])
     ys = _run_sde(
-        _y0(cfg, y0), _keys(cfg, 2), make_args(cfg), jnp.asarray(Sh), jnp.asarray(ts), jnp.asarray(ts[-1] / n_steps),
+        initial_arrays(cfg, y0), _keys(cfg, 2), make_args(cfg), jnp.asarray(Sh), jnp.asarray(ts), jnp.asarray(ts[-1] / n_steps),
         jnp.asarray(np.sqrt(alpha / nz.batch)), model=cfg.model, variant=variant_of(cfg),
         symmetric=bool(nz.symmetric), n_steps=n_steps, brownian=brownian,
     )
