@@ -54,6 +54,7 @@ from linsim.dynamics.modes import modes_field
 from linsim.dynamics.variant import Variant
 from linsim.errors import LinsimError
 from linsim.io import atomic_savez, atomic_write_json, to_jsonable
+from linsim.theory import invariants as inv
 
 MODE_AXES = ("eta", "eta_p", "beta", "alpha_p", "sigma2", "p0", "s0")
 MATRIX_AXES = ("eta", "eta_p", "beta", "alpha_p", "sigma2")
@@ -326,13 +327,10 @@ def solve_modes_vector(y0, args, ts, dt0, rtol, atol, bound, *, method="tsit5", 
 
     Returns (ys at ts, diverged flag, ok flag, number of steps). The field is section 3.2's (p, w, w_a) form.
     """
-    from linsim.solve import _SOLVERS
+    from linsim.solve import _SOLVERS, _exploded
 
     term = dfx.ODETerm(lambda t, y, a: modes_field(t, y, a, Variant()))
-
-    def exploded(t, y, a, **kw):
-        bad = [jnp.any(~jnp.isfinite(v)) | jnp.any(jnp.abs(v) > bound) for v in jax.tree_util.tree_leaves(y)]
-        return functools.reduce(jnp.logical_or, bad)
+    exploded = lambda t, y, a, **kw: _exploded(y, bound)  # noqa: E731
 
     sol = dfx.diffeqsolve(
         term, _SOLVERS[method](), t0=ts[0], t1=ts[-1], dt0=dt0, y0=y0, args=args,
@@ -435,12 +433,8 @@ def _finish_modes(spec, P, ts, ys, status, steps):
     with np.errstate(divide="ignore", invalid="ignore"):
         tau = np.where(simsiam, 1.0, wa[:, -1] / w[:, -1])
     out = _quantities(spec, P, ts, p, s, tau, P["s0"], None, status)
-    a = P["alpha_p"]
-    c = p**2 / a[:, None] - s
-    pred = np.exp(-2 * P["eta"][:, None] * ts[None, :]) * c[:, :1]
-    scale = np.maximum(P["p0"] ** 2 / a + P["s0"], np.finfo(float).tiny)
-    with np.errstate(invalid="ignore"):
-        resid = np.max(np.abs(c - pred), axis=1) / scale
+    with np.errstate(invalid="ignore", over="ignore"):  # points x times -> the invariant's (times, modes)
+        resid = np.max(inv.balance_residual_modes_series(ts, p.T, s.T, P["alpha_p"], P["eta"]), axis=0)
     law = (P["eta_p"] == P["eta"]) & (status == 0)
     out["balance_residual"] = np.where(law, resid, np.nan)
     out["steps"] = np.broadcast_to(np.asarray(steps), status.shape).astype(np.int64)
@@ -481,7 +475,6 @@ def _solve_matrix_chunk(spec: SweepSpec, idx: np.ndarray, size: int) -> dict:
     from linsim.config import Config, Hyper, Init, Stats
     from linsim.initial import initial_state
     from linsim.solve import solve_adaptive
-    from linsim.theory import invariants as inv
 
     P = spec.params(_pad(idx, size))
     ts = spec.ts()

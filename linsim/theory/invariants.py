@@ -25,13 +25,20 @@ def balance_residual_matrix(ts, W, Wp, alpha_p, eta):
     return _fro(C - pred) / max(scale, np.finfo(float).tiny)
 
 
-def balance_residual_modes(ts, p, s, alpha_p, eta):
-    """|c_j(t) - e^{-2 eta t} c_j(0)| / (p_j(0)^2/a_p + s_j(0)), c = p^2/a_p - s, max over modes (sec 3.3)."""
+def balance_residual_modes_series(ts, p, s, alpha_p, eta):
+    """|c_j(t) - e^{-2 eta t} c_j(0)| / (p_j(0)^2/a_p + s_j(0)), c = p^2/a_p - s, per time and mode (sec 3.3).
+
+    p, s: (T, m); alpha_p, eta: scalars or per-mode arrays (m,). Returns (T, m)."""
     ts = np.asarray(ts)
     c = p**2 / alpha_p - s
-    pred = np.exp(-2 * eta * ts)[:, None] * c[0]
+    pred = np.exp(-2 * np.multiply.outer(ts, eta)).reshape(ts.size, -1) * c[0]
     scale = np.maximum(p[0] ** 2 / alpha_p + s[0], np.finfo(float).tiny)
-    return np.max(np.abs(c - pred) / scale, axis=-1)
+    return np.abs(c - pred) / scale
+
+
+def balance_residual_modes(ts, p, s, alpha_p, eta):
+    """The per-mode integral-of-motion residual (sec 3.3), max over modes: shape (T,)."""
+    return np.max(balance_residual_modes_series(ts, p, s, alpha_p, eta), axis=-1)
 
 
 def asymmetry(Wp):
