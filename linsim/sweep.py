@@ -362,9 +362,10 @@ def _solve_modes_each(spec: SweepSpec, y0, args, ts):
     from linsim.solve import solve_adaptive
 
     def one(y, a):
-        out = solve_adaptive(y, a, ts, 0.01, spec.rtol, spec.atol, DIVERGENCE_BOUND, model="modes",
-                             variant=Variant(), method=spec.method, max_steps=spec.max_steps)
-        return out[0], out[-3], out[-2], out[-1]  # ys, diverged, ok, steps (robust to extra outputs)
+        ys, _, _, diverged, ok, steps = solve_adaptive(y, a, ts, 0.01, spec.rtol, spec.atol, DIVERGENCE_BOUND,
+                                                       model="modes", variant=Variant(), method=spec.method,
+                                                       max_steps=spec.max_steps)
+        return ys, diverged, ok, steps
 
     y0 = {k: jnp.asarray(v)[:, None] for k, v in y0.items()}
     args = {k: jnp.asarray(v)[:, None] for k, v in args.items()}
@@ -491,9 +492,10 @@ def _solve_matrix_chunk(spec: SweepSpec, idx: np.ndarray, size: int) -> dict:
     args["Xp"] = jnp.asarray(P["sigma2"])[:, None, None] * jnp.eye(n)
 
     def one(y, a):
-        out = solve_adaptive(y, a, jnp.asarray(ts), 0.01, spec.rtol, spec.atol, DIVERGENCE_BOUND, model="matrix",
-                             variant=Variant(), method=spec.method, max_steps=spec.max_steps)
-        return out[0], out[-3], out[-2], out[-1]
+        ys, _, _, diverged, ok, steps = solve_adaptive(y, a, jnp.asarray(ts), 0.01, spec.rtol, spec.atol,
+                                                       DIVERGENCE_BOUND, model="matrix", variant=Variant(),
+                                                       method=spec.method, max_steps=spec.max_steps)
+        return ys, diverged, ok, steps
 
     ys, div, ok, steps = jax.jit(jax.vmap(one))(y0, args)
     W, Wp, Wa = (np.asarray(ys[k]) for k in ("W", "Wp", "Wa"))
