@@ -375,6 +375,10 @@ class Config:
         elif self.n1 is not None and self.n1 > self.stats.n:
             raise LinsimError(f"n1={self.n1} > n={self.stats.n}: the online network W (n1 x n) would be rank deficient by construction")
         reset = self.hyper.predictor in ("directpred", "directcopy")
+        if reset and self.noise.kind == "sde":
+            raise LinsimError("the SDE has no predictor resets: use --noise sgd with directpred/directcopy")
+        if self.noise.normalized and self.model == "modes":
+            raise LinsimError("the l2-normalised loss needs --model matrix (a scalar mode has |cos| = 1)")
         if reset and self.solver.method != "euler":
             raise LinsimError(f"predictor {self.hyper.predictor} is a reset between discrete SGD steps: use the euler solver")
         if self.solver.method == "euler" or reset or self.noise.kind != "none":  # fixed steps of size dt

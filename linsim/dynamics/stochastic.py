@@ -205,22 +205,11 @@ def _keys(cfg: Config, salt: int):
     return jax.random.split(base, int(cfg.noise.seeds))
 
 
-def _check(cfg: Config, kind: str) -> None:
-    nz = cfg.noise
-    if cfg.hyper.predictor in RULES and kind == "sde":
-        raise LinsimError("the SDE has no predictor resets: use --noise sgd with directpred/directcopy")
-    if nz.normalized and cfg.model == "modes":
-        raise LinsimError("the l2-normalised loss needs --model matrix (a scalar mode has |cos| = 1)")
-    if kind == "sde" and (nz.momentum or nz.normalized):
-        raise LinsimError("the SDE models plain SGD on the un-normalised loss: momentum and normalized need --noise sgd")
-
-
 def simulate_sgd(cfg: Config, y0: dict | None = None) -> "Ensemble":
     """Finite-batch SGD ensemble (``cfg.noise.seeds`` seeds, shared initial state), step alpha = ``cfg.solver.dt``,
     saved every ``save_every`` steps as in the Euler solver. Seeds come from ``cfg.init.seed``."""
     from linsim.solve import euler_grid, make_args, variant_of
 
-    _check(cfg, "sgd")
     s, nz, pr = cfg.solver, cfg.noise, cfg.predictor
     rule = cfg.hyper.predictor if cfg.hyper.predictor in RULES else None
     if cfg.model == "matrix":
@@ -292,7 +281,6 @@ def simulate_sde(cfg: Config, y0: dict | None = None, brownian: str = "virtual")
     ``brownian``: 'virtual' (VirtualBrownianTree, any step) or 'unsafe' (UnsafeBrownianPath, faster)."""
     from linsim.solve import euler_grid, make_args, variant_of
 
-    _check(cfg, "sde")
     s, nz = cfg.solver, cfg.noise
     if brownian not in ("virtual", "unsafe"):
         raise LinsimError(f"brownian must be 'virtual' or 'unsafe', got {brownian!r}")
