@@ -68,22 +68,16 @@ def sweep(
     plot: bool = typer.Option(True, "--plot/--no-plot", help="write sweep.png"),
 ) -> None:
     """Phase-diagram sweep of the linear BYOL/SimSiam dynamics (collapse, final p, time to 1% of p+)."""
-    from linsim.sweep import prepare_out, run_sweep
+    from linsim.sweep import _get_client, default_chunk_size, prepare_out, run_sweep
 
-    if model not in ("modes", "matrix"):
-        raise LinsimError(f"unknown model {model!r}; choose modes or matrix")
     if chunk_size is not None and chunk_size < 1:
         raise LinsimError(f"--chunk-size must be >= 1, got {chunk_size}")
     values = {"eta": eta, "eta_p": eta_p, "beta": beta, "alpha_p": alpha_p, "sigma2": sigma2, "p0": p0, "s0": s0}
     spec = build_spec(values, model=model, n=n, n1=n1, t_max=t_max, rtol=rtol)
     out = default_out("sweep") if out is None else out
-    from linsim.sweep import default_chunk_size
-
     cs = min(chunk_size or default_chunk_size(spec), spec.size)
     prepare_out(spec, out, cs, force)  # every check before anything is written
     if scheduler is not None:
-        from linsim.sweep import _get_client
-
         client, owns = _get_client(scheduler)
         scheduler = client
     else:
