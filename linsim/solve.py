@@ -22,6 +22,7 @@ from linsim.dynamics.matrix import matrix_field
 from linsim.dynamics.modes import modes_field
 from linsim.dynamics.variant import Variant
 from linsim.initial import initial_arrays
+from linsim.loops import scan_saving
 from linsim.trajectory import Trajectory
 
 FIELDS: dict[str, Callable] = {"modes": modes_field, "matrix": matrix_field}
@@ -89,16 +90,10 @@ def solve_euler(y0, args, dt, *, model, variant, n_save, save_every):
     ``save_every`` steps."""
     field = FIELDS[model]
 
-    def step(y, _):
-        d = field(0.0, y, args, variant)
-        return jax.tree_util.tree_map(lambda a, b: a + dt * b, y, d), None
+    def step(y):
+        return jax.tree_util.tree_map(lambda a, b: a + dt * b, y, field(0.0, y, args, variant))
 
-    def segment(y, _):
-        y, _ = jax.lax.scan(step, y, None, length=save_every)
-        return y, y
-
-    _, ys = jax.lax.scan(segment, y0, None, length=n_save - 1)
-    return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+    return scan_saving(step, y0, n_save - 1, save_every)
 
 
 def euler_grid(t_max: float, dt: float, n_save: int) -> tuple[int, int]:

@@ -22,6 +22,7 @@ import numpy as np
 from linsim.config import Config
 from linsim.dynamics.variant import Variant, ema_parts
 from linsim.errors import LinsimError
+from linsim.loops import scan_saving
 
 P_FLOOR = 1e-4  # the code's clamp(p, min=1e-4) (``compute_w_corr``)
 RULES = ("directpred", "directcopy")
@@ -155,7 +156,7 @@ def _run_discrete(y0, args, dt, rho, eps, *, model, variant, rule, form, norm, f
     kW, kP, kA = KEYS[model]
     X = args["X"] if model == "matrix" else args["x"]
 
-    def step(carry, _):
+    def step(carry):
         y, F_hat, k = carry
         F_hat = corr_step(F_hat, correlation(y[kW], X, model), rho, k)  # 1. accumulate from the current W
         d = field(0.0, y, args, variant)  # 2-3. expected gradient of the loss (+ weight decay)
@@ -164,17 +165,10 @@ def _run_discrete(y0, args, dt, rho, eps, *, model, variant, rule, form, norm, f
         Wp = reset_predictor(Wp, F_hat, k, rule=rule, freq=freq, eps=eps, form=form, norm=norm,
                              alpha_p=args["alpha_p"], model=model)  # 5. reset every freq steps
         Wa = ema_target(y[kA], W, dt, args["beta"])  # 6. EMA of the target
-        return ({kW: W, kP: Wp, kA: Wa}, F_hat, k + 1), None
-
-    def segment(carry, _):
-        carry, _ = jax.lax.scan(step, carry, None, length=save_every)
-        return carry, (carry[0], carry[1])
+        return {kW: W, kP: Wp, kA: Wa}, F_hat, k + 1
 
     F0 = jnp.zeros_like(correlation(y0[kW], X, model))
-    _, (ys, Fs) = jax.lax.scan(segment, (y0, F0, jnp.asarray(0)), None, length=n_save - 1)
-    ys = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
-    Fs = jnp.concatenate([F0[None], Fs])
-    return ys, Fs
+    return scan_saving(step, (y0, F0, jnp.asarray(0)), n_save - 1, save_every, save=lambda c: (c[0], c[1]))
 
 
 def simulate_discrete_predictor(cfg: Config, y0: dict | None = None):

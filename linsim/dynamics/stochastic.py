@@ -55,6 +55,7 @@ from linsim.dynamics.predictors import KEYS, RULES, corr_step, ema_target, reset
 from linsim.dynamics.variant import Variant, ema_parts
 from linsim.errors import LinsimError
 from linsim.initial import initial_arrays, psd_sqrt
+from linsim.loops import scan_saving
 
 
 def view_moment(cfg: Config) -> np.ndarray:
@@ -169,7 +170,7 @@ def _run_sgd(y0, keys, args, Xh, Xph, dt, momentum, rho, eps, *, model, variant,
     grad = jax.grad(loss)
 
     def one_seed(key):
-        def step(carry, _):
+        def step(carry):
             y, buf, F_hat, k = carry
             x1, x2 = _sample_views(jax.random.fold_in(key, k), batch, Xh, Xph, model)
             if rule is not None:  # accumulate F_hat from the batch before the step (sec 4.2 order)
@@ -186,16 +187,11 @@ def _run_sgd(y0, keys, args, Xh, Xph, dt, momentum, rho, eps, *, model, variant,
                 Wp = reset_predictor(Wp, F_hat, k, rule=rule, freq=freq, eps=eps, form=form, norm=norm,
                                      alpha_p=args["alpha_p"], model=model)
             Wa = ema_target(y[kA], W, dt, args["beta"])
-            return ({kW: W, kP: Wp, kA: Wa}, buf, F_hat, k + 1), None
-
-        def segment(carry, _):
-            carry, _ = jax.lax.scan(step, carry, None, length=save_every)
-            return carry, carry[0]
+            return {kW: W, kP: Wp, kA: Wa}, buf, F_hat, k + 1
 
         F0 = jnp.zeros((y0[kP].shape[-1],) * (2 if model == "matrix" else 1), y0[kW].dtype)
         buf0 = (jnp.zeros_like(y0[kW]), jnp.zeros_like(y0[kP]))
-        _, ys = jax.lax.scan(segment, (y0, buf0, F0, jnp.asarray(0)), None, length=n_save - 1)
-        return jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a[None], b]), y0, ys)
+        return scan_saving(step, (y0, buf0, F0, jnp.asarray(0)), n_save - 1, save_every, save=lambda c: c[0])
 
     return jax.vmap(one_seed)(keys)
 

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from linsim.errors import LinsimError
+from linsim.loops import scan_saving
 
 __all__ = [
     "cross_correlation",
@@ -77,15 +78,8 @@ def final_weights(Gamma, d, U=None) -> np.ndarray:
 
 @partial(jax.jit, static_argnames=("n_steps", "save_every"))
 def _euler(W0, Gamma, dt, n_steps, save_every):
-    def inner(W, _):
-        return W + dt * bt_flow_field(W, Gamma), None
-
-    def outer(W, _):
-        W, _ = jax.lax.scan(inner, W, None, length=save_every)
-        return W, W
-
-    _, Ws = jax.lax.scan(outer, W0, None, length=n_steps // save_every)
-    return Ws
+    return scan_saving(lambda W: W + dt * bt_flow_field(W, Gamma), W0, n_steps // save_every, save_every,
+                       with_initial=False)
 
 
 def simulate_bt_flow(Gamma, W0, dt=1e-3, t_max=5.0, save_every=10):
