@@ -37,12 +37,45 @@ def test_regenerates_readme_figure(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_broken_or_data_less_recipes_report_one_line(tmp_path):
+def test_failing_recipes_are_reported_and_the_rest_still_run(tmp_path):
     exps = tmp_path / "exps"
     exps.mkdir()
-    (exps / "bad.py").write_text('"""Broken."""\ndef make(out):\n    raise ValueError("boom")\n')
-    (exps / "nodata.py").write_text('"""No data."""\ndef make(out):\n    raise SystemExit("error: data.npz not found")\n')
-    res = runner.invoke(app, ["figures", "bad", "--experiments", str(exps), "--out", str(tmp_path / "f")])
-    assert res.exit_code == 1 and "figure recipe bad failed: ValueError: boom" in res.output
-    res = runner.invoke(app, ["figures", "nodata", "--experiments", str(exps), "--out", str(tmp_path / "f")])
-    assert res.exit_code == 2 and "figure recipe nodata: data.npz not found" in res.output
+    (exps / "a_bad.py").write_text('"""Broken."""\ndef make(out):\n    raise ValueError("boom")\n')
+    (exps / "b_nodata.py").write_text('"""No data."""\ndef make(out):\n    raise SystemExit("error: data.npz not found")\n')
+    (exps / "c_good.py").write_text(
+        '"""Good."""\nfrom pathlib import Path\ndef make(out):\n    p = Path(out) / "c.txt"\n    p.write_text("ok")\n    return [p]\n'
+    )
+    res = runner.invoke(app, ["figures", "--experiments", str(exps), "--out", str(tmp_path / "f")])
+    # the two failures are named with their reasons, the good recipe after them still ran, and the status says so
+    assert res.exit_code == 1, res.output
+    assert "figure recipe a_bad failed: ValueError: boom" in res.output
+    assert "figure recipe b_nodata failed: data.npz not found" in res.output
+    assert (tmp_path / "f" / "c.txt").read_text() == "ok"
+    assert "1 of 3 recipes written" in res.output and "2 recipe(s) failed: a_bad, b_nodata" in res.output
+
+
+def test_all_good_exits_0_with_per_recipe_and_total_time(tmp_path):
+    exps = tmp_path / "exps"
+    exps.mkdir()
+    for name in ("one", "two"):
+        (exps / f"{name}.py").write_text(
+            f'"""{name}."""\nfrom pathlib import Path\ndef make(out):\n    p = Path(out) / "{name}.txt"\n'
+            '    p.write_text("x")\n    return [p]\n'
+        )
+    res = runner.invoke(app, ["figures", "--experiments", str(exps), "--out", str(tmp_path / "f")])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("s -> ") == 2 and "2 of 2 recipes written" in res.output
+
+
+def test_unwritable_out_exits_2_before_running(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    res = runner.invoke(app, ["figures", "readme_run", "--experiments", str(REPO / "experiments"),
+                              "--out", str(tmp_path / "file" / "sub")])
+    assert res.exit_code == 2 and "cannot create output folder" in res.output
+
+
+def test_recipe_names_are_not_figure_numbers():
+    # names, not "Figure N" numbers that clash with the papers' own figure numbers
+    res = runner.invoke(app, ["figures", "--list", "--experiments", str(REPO / "experiments")])
+    assert res.exit_code == 0
+    assert not any(line.split(None, 1)[-1].startswith("Figure ") for line in res.output.splitlines())
