@@ -1,6 +1,9 @@
 """Invariants and alignment diagnostics along a trajectory (numpy; leading axis = time).
 
-Reference: ../shared/theory/byol_simsiam_dynamics.md sections 2.1, 2.6, 3.3, 9.
+References: Tian, Chen & Ganguli, "Understanding Self-supervised Learning Dynamics without Contrastive
+Pairs", ICML 2021 (arXiv 2102.06810): Theorem 1 (weight decay balances the predictor and the layer before
+it), Eq. 7 (the per-mode invariant parabola) and the eigenspace-alignment result; derivations and
+conventions in docs/theory_dynamics.md.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ def _fro(a: np.ndarray) -> np.ndarray:
 
 
 def balance_residual_matrix(ts, W, Wp, alpha_p, eta):
-    """||C(t) - e^{-2 eta t} C(0)||_F / (||Wp^T Wp(0)||/a_p + ||W W^T(0)||), C = Wp^T Wp / a_p - W W^T (sec 2.1).
+    """||C(t) - e^{-2 eta t} C(0)||_F / (||Wp^T Wp(0)||/a_p + ||W W^T(0)||), C = Wp^T Wp / a_p - W W^T (Tian et al. 2021, Thm 1).
 
     The denominator is the size of the two terms at t = 0, so it stays meaningful for balanced inits (C(0) = 0).
     """
@@ -25,8 +28,19 @@ def balance_residual_matrix(ts, W, Wp, alpha_p, eta):
     return _fro(C - pred) / max(scale, np.finfo(float).tiny)
 
 
+def balance_residual(W, Wp, alpha_p):
+    """||C||_F / (||Wp^T Wp||_F/a_p + ||W W^T||_F), C = Wp^T Wp / a_p - W W^T, at one time (Tian et al. 2021, Thm 1).
+
+    C decays like e^{-2 eta t} under weight decay eta, so this is 0 for a balanced pair and at most 1.
+    W is (d, h) (the layer whose output feeds the predictor), Wp is (d, d); leading axes broadcast.
+    """
+    PP = np.swapaxes(Wp, -1, -2) @ Wp / alpha_p
+    WW = W @ np.swapaxes(W, -1, -2)
+    return _fro(PP - WW) / np.maximum(_fro(PP) + _fro(WW), np.finfo(float).tiny)
+
+
 def balance_residual_modes_series(ts, p, s, alpha_p, eta):
-    """|c_j(t) - e^{-2 eta t} c_j(0)| / (p_j(0)^2/a_p + s_j(0)), c = p^2/a_p - s, per time and mode (sec 3.3).
+    """|c_j(t) - e^{-2 eta t} c_j(0)| / (p_j(0)^2/a_p + s_j(0)), c = p^2/a_p - s, per time and mode (Tian et al. 2021, Eq. 7).
 
     p, s: (T, m); alpha_p, eta: scalars or per-mode arrays (m,). Returns (T, m)."""
     ts = np.asarray(ts)
@@ -37,17 +51,17 @@ def balance_residual_modes_series(ts, p, s, alpha_p, eta):
 
 
 def balance_residual_modes(ts, p, s, alpha_p, eta):
-    """The per-mode integral-of-motion residual (sec 3.3), max over modes: shape (T,)."""
+    """The per-mode integral-of-motion residual (Tian et al. 2021, Eq. 7), max over modes: shape (T,)."""
     return np.max(balance_residual_modes_series(ts, p, s, alpha_p, eta), axis=-1)
 
 
 def asymmetry(Wp):
-    """||Wp - Wp^T||_F / ||Wp||_F (sec 2.6)."""
+    """||Wp - Wp^T||_F / ||Wp||_F: 0 for a symmetric predictor (docs/theory_dynamics.md)."""
     return _fro(Wp - np.swapaxes(Wp, -1, -2)) / np.maximum(_fro(Wp), np.finfo(float).tiny)
 
 
 def commutator_norm(F, Wp):
-    """||[F, Wp]||_F / (||F||_F ||Wp||_F) (sec 9)."""
+    """||[F, Wp]||_F / (||F||_F ||Wp||_F): 0 once Wp and F share eigenvectors (Tian et al. 2021, eigenspace alignment)."""
     L = F @ Wp - Wp @ F
     return _fro(L) / np.maximum(_fro(F) * _fro(Wp), np.finfo(float).tiny)
 
@@ -66,7 +80,7 @@ def _eigh_desc(A):
 def matrix_modes(W, Wp, Wa, X):
     """Per-mode view of matrix states: s_j = eig(F = W X W^T) (descending), p_j = u_j^T Wp u_j,
     tau_j = u_j^T (Wa X W^T) u_j / s_j (NaN where s_j = 0), eig(sym Wp) (descending), F and the eigenvector
-    alignment |u_{Wp,j}^T u_{F,j}| (both bases sorted by eigenvalue, sym(Wp); sec 9)."""
+    alignment |u_{Wp,j}^T u_{F,j}| (both bases sorted by eigenvalue, sym(Wp); docs/theory_dynamics.md)."""
     WX = W @ X
     F = WX @ np.swapaxes(W, -1, -2)
     F = (F + np.swapaxes(F, -1, -2)) / 2
@@ -81,7 +95,7 @@ def matrix_modes(W, Wp, Wa, X):
 
 
 def alignment(F, Wp):
-    """|u_{Wp,j}^T u_{F,j}| with both eigenbases sorted by eigenvalue (descending); sym(Wp) is used (sec 9)."""
+    """|u_{Wp,j}^T u_{F,j}| with both eigenbases sorted by eigenvalue (descending); sym(Wp) is used (docs/theory_dynamics.md)."""
     _, UF = _eigh_desc(F)
     _, UP = _eigh_desc(Wp)
     return np.abs(np.sum(UF * UP, axis=-2))
