@@ -320,7 +320,8 @@ class Noise:
     minibatch gradient covariance at batch B and step alpha).
 
     batch: minibatch size B; seeds: ensemble size K (noise seeds derived from ``Init.seed``; the initial
-    state is shared); momentum: SGD momentum mu (PyTorch convention; 'sgd' only); normalized: BYOL's
+    state is shared); momentum: heavy-ball SGD momentum mu (torch convention, on gradient + weight decay;
+    'sgd', or 'none' with the euler solver = full-batch SGD with momentum); normalized: BYOL's
     l2-normalised loss 2 - 2 cos(y, z) instead of the un-normalised one ('sgd' only); symmetric: average the
     loss over both view orders; sde_dt: Euler-Maruyama step of the SDE (None = alpha).
     """
@@ -381,6 +382,8 @@ class Config:
             raise LinsimError("the l2-normalised loss needs --model matrix (a scalar mode has |cos| = 1)")
         if reset and self.solver.method != "euler":
             raise LinsimError(f"predictor {self.hyper.predictor} is a reset between discrete SGD steps: use the euler solver")
+        if self.noise.kind == "none" and self.noise.momentum and self.solver.method != "euler":
+            raise LinsimError("momentum is a property of discrete SGD steps: use the euler solver (or --noise sgd)")
         if self.solver.method == "euler" or reset or self.noise.kind != "none":  # fixed steps of size dt
             if self.solver.dt > self.solver.t_max:
                 raise LinsimError(f"the step dt={self.solver.dt:g} is larger than t_max={self.solver.t_max:g}")

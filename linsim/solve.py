@@ -5,7 +5,8 @@ times, with a terminal event when the state goes non-finite or exceeds ``diverge
 Fixed step: explicit Euler with step dt = alpha, which is full-batch SGD with learning rate alpha and the EMA
 momentum gamma_a = 1 - alpha beta (section 1.5), the EMA taking the pre-step W (the official code and the
 discrete predictor/SGD simulators take the post-step W: an O(alpha^2 beta) difference per step). The solvers take parameters as arrays, so the same
-compiled function serves a vmapped sweep.
+compiled function serves a vmapped sweep. A run with momentum (``Noise.momentum`` > 0, euler) is heavy-ball
+full-batch SGD in the training code's order: ``linsim.dynamics.discrete``.
 """
 from __future__ import annotations
 
@@ -114,6 +115,10 @@ def simulate(cfg: Config, ts: Any = None, y0: dict | None = None) -> Trajectory:
         from linsim.dynamics.predictors import simulate_discrete_predictor  # discrete reset rules
 
         return simulate_discrete_predictor(cfg, y0=y0)
+    if cfg.noise.kind == "none" and cfg.noise.momentum:  # full-batch SGD with heavy-ball momentum, EMA after the step
+        from linsim.dynamics.discrete import simulate_discrete
+
+        return simulate_discrete(cfg, y0=y0)
     s = cfg.solver
     args = make_args(cfg)
     variant = variant_of(cfg)

@@ -1,5 +1,5 @@
-"""Closed-form predictor rules (DirectPred, DirectCopy, symmetric projection) and the discrete simulator
-that applies them as resets between SGD steps.
+"""Closed-form predictor rules (DirectPred, DirectCopy, symmetric projection), applied as resets between
+SGD steps by the discrete simulator ``linsim.dynamics.discrete``.
 
 Each rule is one small pure function of the correlation estimate F_hat (a symmetric n1 x n1 matrix, or its
 diagonal for the per-mode model); the EMA of F_hat is the pair ``corr_init`` / ``corr_update`` (optax
@@ -8,21 +8,16 @@ of the official trainer with expected (full-batch) gradients, i.e. explicit Eule
 
 References: Tian, Chen & Ganguli (ICML 2021), Eqs. 18-19 and facebookresearch/luckmatters
 ``ssl/real-dataset/byol_trainer.py`` @cb23d10 (``Accumulator``, ``compute_w_corr``, ``regulate_predictor``);
-Wang, Chen, Du & Tian (arXiv 2110.04947) for DirectCopy. ../shared/theory/byol_simsiam_dynamics.md
-sections 4.2 (code semantics), 4.3 (DirectCopy), 4.4 (DirectPred inside the linear toy).
+Wang, Chen, Du & Tian (arXiv 2110.04947) for DirectCopy. docs/predictors_and_noise.md (code semantics,
+DirectCopy, DirectPred inside the linear toy).
 """
 from __future__ import annotations
 
-import functools
-
-import jax
 import jax.numpy as jnp
-import numpy as np
 
 from linsim.config import Config
-from linsim.dynamics.variant import Variant, ema_parts
+from linsim.dynamics.variant import ema_parts
 from linsim.errors import LinsimError
-from linsim.loops import scan_saving
 
 P_FLOOR = 1e-4  # the code's clamp(p, min=1e-4) (``compute_w_corr``)
 RULES = ("directpred", "directcopy")
@@ -32,17 +27,17 @@ RULES = ("directpred", "directcopy")
 
 
 def symmetrize(Wp):
-    """(Wp + Wp^T) / 2: the code's ``predictor_reg=symmetric`` projection (sec 2.4, 4.2)."""
+    """(Wp + Wp^T) / 2: the code's ``predictor_reg=symmetric`` projection (docs/predictors_and_noise.md)."""
     return 0.5 * (Wp + jnp.swapaxes(Wp, -1, -2))
 
 
 def directpred_eigs(s, eps=0.01, form: str = "code", alpha_p=1.0):
-    """DirectPred's eigenvalue map s_j -> p_j (Eq. 18, sec 4.2 and 4.4).
+    """DirectPred's eigenvalue map s_j -> p_j (Eq. 18; docs/predictors_and_noise.md).
 
     form='code' (``balance_type=boost_scale``, ``dyn_convert=2``): u_j = max(s_j, 0) / max_j s_j,
     p_j = max(sqrt(u_j) + eps, 1e-4). If max_j s_j <= 0 (F_hat = 0) every u_j is taken as 0.
-    form='theory' (sec 4.4 (a)): p_j = sqrt(alpha_p max(s_j, 0)) + eps; with eps = 0 the toy keeps the
-    gradient predictor's fixed points p+- because they satisfy s = p^2 / alpha_p (sec 3.3-3.4). This holds
+    form='theory' (the toy-consistent form, docs/predictors_and_noise.md): p_j = sqrt(alpha_p max(s_j, 0)) + eps; with eps = 0 the toy keeps the
+    gradient predictor's fixed points p+- because they satisfy s = p^2 / alpha_p (docs/theory_dynamics.md). This holds
     for X = I: the balance law ties Wp to W W^T, not to F = W X W^T, so with other data spectra p still
     settles at p+ but s_j = x_j w_j^2 does not match the gradient predictor's s+.
     """
@@ -61,8 +56,8 @@ def directpred(F_hat, eps=0.01, form: str = "code", alpha_p=1.0):
     """W_p = U diag(p_j) U^T with (s_j, U) = eigh(sym F_hat) and p_j = ``directpred_eigs(s_j)`` (Eq. 18).
 
     The code used ``torch.eig`` (general solver, real part); eigh of the symmetrised matrix is the same for
-    a symmetric F_hat and is the recommended re-implementation (sec 7). Note the default form is the
-    paper's ('code'); ``Predictor`` in the config defaults to 'theory' for the un-normalised toy (sec 4.4).
+    a symmetric F_hat and is the recommended re-implementation. Note the default form is the
+    paper's ('code'); ``Predictor`` in the config defaults to 'theory' for the un-normalised toy (docs/predictors_and_noise.md).
     """
     s, U = jnp.linalg.eigh(symmetrize(F_hat))
     p = directpred_eigs(s, eps, form, alpha_p)
@@ -80,7 +75,7 @@ def _norm_of(F_hat, norm: str, diagonal: bool):
 
 
 def directcopy(F_hat, eps=0.3, norm: str = "fro"):
-    """W_p = F_hat / ||F_hat|| + eps I (DirectCopy per [S1], sec 4.3; the norm type is unconfirmed, so both
+    """W_p = F_hat / ||F_hat|| + eps I (DirectCopy, Wang et al. arXiv 2110.04947; the norm type is unconfirmed, so both
     Frobenius and spectral are offered). F_hat = 0 gives eps I. Symmetric whenever F_hat is."""
     F_hat = symmetrize(F_hat)
     nrm = _norm_of(F_hat, norm, diagonal=False)[..., None, None]
@@ -129,7 +124,7 @@ KEYS = {"matrix": ("W", "Wp", "Wa"), "modes": ("w", "p", "wa")}
 
 def correlation(W, X, model: str):
     """F = W X W^T (matrix) or its diagonal x_j w_j^2 (modes): the expectation of the theory's predictor-input
-    correlation (sec 2.5). The code's batch estimate E[f f^T] over views has expectation W (X + X') W^T; the
+    correlation (docs/theory_dynamics.md). The code's batch estimate E[f f^T] over views has expectation W (X + X') W^T; the
     difference only rescales s_j by (1 + sigma2) in the isotropic toy."""
     return W @ X @ W.T if model == "matrix" else X * W * W
 
@@ -137,7 +132,7 @@ def correlation(W, X, model: str):
 def ema_target(Wa, W_new, dt, beta):
     """Wa <- gamma_a Wa + (1 - gamma_a) W_new with gamma_a = 1 - dt beta; SimSiam (beta = inf): Wa = W_new.
 
-    Applied after the online step, as the code does (sec 1.5, 4.2 step 6)."""
+    Applied after the online step, as the official trainer does (docs/mapping.md)."""
     simsiam, b = ema_parts(beta)
     return jnp.where(simsiam, W_new, Wa + dt * b * (W_new - Wa))
 
@@ -148,32 +143,10 @@ def reset_predictor(Wp, F_hat, k, *, rule, freq, eps, form, norm, alpha_p, model
     return jnp.where(k % freq == 0, new, Wp)
 
 
-@functools.partial(jax.jit, static_argnames=("model", "variant", "rule", "form", "norm", "freq", "n_save", "save_every"))
-def _run_discrete(y0, args, dt, rho, eps, *, model, variant, rule, form, norm, freq, n_save, save_every):
-    from linsim.solve import FIELDS  # late import: solve imports this module lazily too
-
-    field = FIELDS[model]
-    kW, kP, kA = KEYS[model]
-    X = args["X"] if model == "matrix" else args["x"]
-
-    def step(carry):
-        y, F_hat, k = carry
-        F_hat = corr_step(F_hat, correlation(y[kW], X, model), rho, k)  # 1. accumulate from the current W
-        d = field(0.0, y, args, variant)  # 2-3. expected gradient of the loss (+ weight decay)
-        W = y[kW] + dt * d[kW]  # 4. online step ...
-        Wp = y[kP] + dt * d[kP]  # ... and predictor step (lr alpha alpha_p, inside the field)
-        Wp = reset_predictor(Wp, F_hat, k, rule=rule, freq=freq, eps=eps, form=form, norm=norm,
-                             alpha_p=args["alpha_p"], model=model)  # 5. reset every freq steps
-        Wa = ema_target(y[kA], W, dt, args["beta"])  # 6. EMA of the target
-        return {kW: W, kP: Wp, kA: Wa}, F_hat, k + 1
-
-    F0 = jnp.zeros_like(correlation(y0[kW], X, model))
-    return scan_saving(step, (y0, F0, jnp.asarray(0)), n_save - 1, save_every, save=lambda c: (c[0], c[1]))
-
-
 def simulate_discrete_predictor(cfg: Config, y0: dict | None = None):
-    """Discrete simulation of a DirectPred/DirectCopy predictor: explicit Euler with step ``cfg.solver.dt``
-    (= full-batch SGD with learning rate alpha, any solver method) in the official trainer's order (sec 4.2):
+    """Discrete simulation of a DirectPred/DirectCopy predictor (``linsim.dynamics.discrete.simulate_discrete``,
+    with momentum ``cfg.noise.momentum``): explicit Euler with step ``cfg.solver.dt``
+    (= full-batch SGD with learning rate alpha, any solver method) in the official trainer's order:
 
     1. F_hat <- EMA(F_hat, F(W)) with F = W X W^T (F_hat_1 = F_1); 2. expected gradients at (W, Wp, Wa);
     3. W += alpha dW/dt, Wp += alpha dWp/dt (the predictor is gradient-trained between resets);
@@ -181,25 +154,11 @@ def simulate_discrete_predictor(cfg: Config, y0: dict | None = None):
     gamma_a = 1 - alpha beta (SimSiam: Wa = W). Works for the matrix and per-mode models (diagonal F_hat).
     Returns a Trajectory; ``extras['F_hat']`` holds the correlation estimate at the saved steps.
     """
-    from linsim.initial import initial_arrays
-    from linsim.solve import euler_grid, make_args, variant_of
-    from linsim.trajectory import Trajectory
+    from linsim.dynamics.discrete import simulate_discrete
 
     rule = cfg.hyper.predictor
     if rule not in RULES:
         raise LinsimError(f"simulate_discrete_predictor needs predictor directpred or directcopy, got {rule!r}")
     if cfg.noise.kind != "none":
         raise LinsimError("stochastic runs go through linsim.dynamics.stochastic.simulate_ensemble, not the discrete predictor simulator")
-    s, pr = cfg.solver, cfg.predictor
-    y0 = initial_arrays(cfg, y0)
-    n_save, every = euler_grid(s.t_max, s.dt, s.n_save)
-    variant: Variant = variant_of(cfg)
-    ys, Fs = _run_discrete(
-        y0, make_args(cfg), jnp.asarray(s.dt), jnp.asarray(pr.rho), jnp.asarray(pr.eps),
-        model=cfg.model, variant=variant, rule=rule, form=pr.form, norm=pr.norm, freq=int(pr.freq),
-        n_save=n_save, save_every=every,
-    )
-    ts = np.arange(n_save) * every * s.dt
-    traj = Trajectory.from_states(cfg, ts, {k: np.asarray(v) for k, v in ys.items()}, steps=(n_save - 1) * every)
-    traj.extras["F_hat"] = np.asarray(Fs)[: len(traj.ts)]
-    return traj
+    return simulate_discrete(cfg, y0=y0)
