@@ -115,7 +115,8 @@ def predictor_report(Wp: Any, F: Any, W_before: Any = None, *, alpha_p: float = 
     - ``balance``: ||C||_F / (||Wp^T Wp||_F / alpha_p + ||W W^T||_F) with C = Wp^T Wp / alpha_p - W W^T,
       the quantity of Theorem 1 that decays like e^{-2 eta t} under weight decay eta; W = ``W_before`` (d, h)
       is the last linear layer before the predictor (its output is z). None when ``W_before`` is None.
-      In a real network (biases, batch-norm between the layers) the law holds only approximately.
+      The law assumes the gradient predictor, stop-gradient and equal weight decay on both layers; in a real
+      network (biases, batch-norm, momentum, finite steps) it holds only approximately.
     """
     Wp = _array(Wp, "Wp", 2)
     d = Wp.shape[0]
@@ -224,13 +225,14 @@ def knn_accuracy(
     k: int = 20,
     *,
     temperature: float = KNN_TEMPERATURE,
-    chunk: int = 1024,
+    memory: int = 2**24,
 ) -> float:
     """Weighted kNN accuracy on cosine similarity (InstDisc, Wu et al. 2018 Sec. 3.4; SimSiam's kNN monitor).
 
     Each test point takes its k most cosine-similar training points; each votes for its class with weight
     exp(cos / temperature) (temperature 0.1 as SimSiam's monitor); the class with the largest total wins
     (ties: the smaller class index). Deterministic. Returns the fraction of test points classified right.
+    Test points are processed in blocks of about ``memory`` similarity entries (128 MiB of float64).
     """
     xtr, ytr, xte, yte = _features_pair(train_feats, train_labels, test_feats, test_labels)
     if int(k) < 1:
@@ -241,6 +243,7 @@ def knn_accuracy(
     n_cls = int(max(ytr.max(), yte.max())) + 1
     a, b = _unit_rows(xtr), _unit_rows(xte)
     correct = 0
+    chunk = max(1, int(memory) // a.shape[0])
     for start in range(0, b.shape[0], chunk):
         sim = b[start : start + chunk] @ a.T
         idx = np.argpartition(-sim, k - 1, axis=1)[:, :k]

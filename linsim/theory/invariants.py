@@ -15,7 +15,7 @@ def _fro(a: np.ndarray) -> np.ndarray:
 
 
 def balance_residual_matrix(ts, W, Wp, alpha_p, eta):
-    """||C(t) - e^{-2 eta t} C(0)||_F / (||Wp^T Wp(0)||/a_p + ||W W^T(0)||), C = Wp^T Wp / a_p - W W^T (Tian et al. 2021, Thm 1).
+    """||C(t) - e^{-2 eta t} C(0)||_F / (||Wp^T Wp(0)||/a_p + ||W W^T(0)||), C = Wp^T Wp / a_p - W W^T (Thm 1).
 
     The denominator is the size of the two terms at t = 0, so it stays meaningful for balanced inits (C(0) = 0).
     """
@@ -29,7 +29,7 @@ def balance_residual_matrix(ts, W, Wp, alpha_p, eta):
 
 
 def balance_residual(W, Wp, alpha_p):
-    """||C||_F / (||Wp^T Wp||_F/a_p + ||W W^T||_F), C = Wp^T Wp / a_p - W W^T, at one time (Tian et al. 2021, Thm 1).
+    """||C||_F / (||Wp^T Wp||_F/a_p + ||W W^T||_F), C = Wp^T Wp / a_p - W W^T, at one time (Thm 1).
 
     C decays like e^{-2 eta t} under weight decay eta, so this is 0 for a balanced pair and at most 1.
     W is (d, h) (the layer whose output feeds the predictor), Wp is (d, d); leading axes broadcast.
@@ -40,7 +40,7 @@ def balance_residual(W, Wp, alpha_p):
 
 
 def balance_residual_modes_series(ts, p, s, alpha_p, eta):
-    """|c_j(t) - e^{-2 eta t} c_j(0)| / (p_j(0)^2/a_p + s_j(0)), c = p^2/a_p - s, per time and mode (Tian et al. 2021, Eq. 7).
+    """|c_j(t) - e^{-2 eta t} c_j(0)| / (p_j(0)^2/a_p + s_j(0)), c = p^2/a_p - s, per time and mode (Eq. 7).
 
     p, s: (T, m); alpha_p, eta: scalars or per-mode arrays (m,). Returns (T, m)."""
     ts = np.asarray(ts)
@@ -61,7 +61,7 @@ def asymmetry(Wp):
 
 
 def commutator_norm(F, Wp):
-    """||[F, Wp]||_F / (||F||_F ||Wp||_F): 0 once Wp and F share eigenvectors (Tian et al. 2021, eigenspace alignment)."""
+    """||[F, Wp]||_F / (||F||_F ||Wp||_F): 0 once Wp and F share eigenvectors (eigenspace alignment)."""
     L = F @ Wp - Wp @ F
     return _fro(L) / np.maximum(_fro(F) * _fro(Wp), np.finfo(float).tiny)
 
@@ -95,7 +95,7 @@ def matrix_modes(W, Wp, Wa, X):
 
 
 def alignment(F, Wp):
-    """|u_{Wp,j}^T u_{F,j}| with both eigenbases sorted by eigenvalue (descending); sym(Wp) is used (docs/theory_dynamics.md)."""
+    """|u_{Wp,j}^T u_{F,j}|, both eigenbases sorted by eigenvalue (descending), sym(Wp) (docs/theory_dynamics.md)."""
     _, UF = _eigh_desc(F)
     _, UP = _eigh_desc(Wp)
     return np.abs(np.sum(UF * UP, axis=-2))

@@ -237,8 +237,12 @@ def test_knn_separable_and_random_labels():
     acc = ev.knn_accuracy(x[:1000], yr[:1000], x[1000:], yr[1000:])
     # labels independent of features: Binomial(500, 0.1)/500, std 0.013; 0.06 is > 4 std
     assert abs(acc - 0.1) < 0.06
-    # k larger than the training set is clipped, not an error
-    assert ev.knn_accuracy(x[:5], y[:5], x[5:10], y[5:10], k=50) >= 0.0
+    # k larger than the training set is clipped to it, not an error; small memory blocks change nothing
+    few = (x[:5], y[:5], x[5:60], y[5:60])
+    assert ev.knn_accuracy(*few, k=50) == ev.knn_accuracy(*few, k=5)
+    assert ev.knn_accuracy(x[:1000], y[:1000], x[1000:], yr[1000:], memory=7000) == pytest.approx(
+        ev.knn_accuracy(x[:1000], y[:1000], x[1000:], yr[1000:]), abs=0
+    )
 
 
 def test_probe_separable_random_and_deterministic():
