@@ -51,6 +51,7 @@ import lineax as lx
 import numpy as np
 
 from linsim.config import Config
+from linsim.dynamics.discrete import heavy_ball
 from linsim.dynamics.predictors import KEYS, RULES, corr_step, ema_target, reset_predictor, symmetrize
 from linsim.dynamics.variant import Variant, ema_parts
 from linsim.errors import LinsimError
@@ -161,7 +162,7 @@ def _sample_views(key, B, Xh, Xph, model):
     static_argnames=("model", "variant", "batch", "normalized", "symmetric", "rule", "form", "norm", "freq",
                      "n_save", "save_every"),
 )
-def _run_sgd(y0, keys, args, Xh, Xph, dt, momentum, rho, eps, *, model, variant, batch, normalized, symmetric,
+def _run_sgd(carry0, keys, args, Xh, Xph, dt, momentum, rho, eps, *, model, variant, batch, normalized, symmetric,
              rule, form, norm, freq, n_save, save_every):
     kW, kP, kA = KEYS[model]
     simsiam, _ = ema_parts(args["beta"])
@@ -169,7 +170,7 @@ def _run_sgd(y0, keys, args, Xh, Xph, dt, momentum, rho, eps, *, model, variant,
                              normalized=normalized, symmetric=symmetric)
     grad = jax.grad(loss)
 
-    def one_seed(key):
+    def one_seed(key, carry0):
         def step(carry):
             y, buf, F_hat, k = carry
             x1, x2 = _sample_views(jax.random.fold_in(key, k), batch, Xh, Xph, model)
@@ -180,20 +181,16 @@ def _run_sgd(y0, keys, args, Xh, Xph, dt, momentum, rho, eps, *, model, variant,
                 F_hat = corr_step(F_hat, d, rho, k)
             g = grad(y, x1, x2)
             dW, dP = _update_direction(g, y, args, model, variant)
-            buf = (momentum * buf[0] + dW, momentum * buf[1] + dP)
-            W = y[kW] + dt * buf[0]
-            Wp = y[kP] + dt * buf[1]
+            W, Wp, buf = heavy_ball(y[kW], y[kP], buf, dW, dP, dt, momentum)
             if rule is not None:
                 Wp = reset_predictor(Wp, F_hat, k, rule=rule, freq=freq, eps=eps, form=form, norm=norm,
                                      alpha_p=args["alpha_p"], model=model)
             Wa = ema_target(y[kA], W, dt, args["beta"])
             return {kW: W, kP: Wp, kA: Wa}, buf, F_hat, k + 1
 
-        F0 = jnp.zeros((y0[kP].shape[-1],) * (2 if model == "matrix" else 1), y0[kW].dtype)
-        buf0 = (jnp.zeros_like(y0[kW]), jnp.zeros_like(y0[kP]))
-        return scan_saving(step, (y0, buf0, F0, jnp.asarray(0)), n_save - 1, save_every, save=lambda c: c[0])
+        return scan_saving(step, carry0, n_save - 1, save_every, save=lambda c: c[:3])
 
-    return jax.vmap(one_seed)(keys)
+    return jax.vmap(one_seed)(keys, carry0)
 
 
 def _keys(cfg: Config, salt: int):
@@ -201,9 +198,45 @@ def _keys(cfg: Config, salt: int):
     return jax.random.split(base, int(cfg.noise.seeds))
 
 
-def simulate_sgd(cfg: Config, y0: dict | None = None) -> "Ensemble":
+def _sgd_start(cfg: Config, y0, start: dict | None):
+    """Per-seed initial carry (y, momentum buffers, F_hat, step): ``y0`` shared by every seed with zero buffers,
+    or ``start`` = ``Ensemble.resume_state()`` (per-seed states, buffers, F_hat and the step counter)."""
+    from linsim.dynamics.discrete import buffer_names
+
+    K = int(cfg.noise.seeds)
+    kW, kP, kA = KEYS[cfg.model]
+    if start is None:
+        y0 = initial_arrays(cfg, y0)
+        rep = lambda v: jnp.broadcast_to(v, (K,) + v.shape)  # noqa: E731
+        F0 = jnp.zeros((K,) + (y0[kP].shape[-1],) * (2 if cfg.model == "matrix" else 1), jnp.float64)
+        return ({k: rep(v) for k, v in y0.items()}, (rep(jnp.zeros_like(y0[kW])), rep(jnp.zeros_like(y0[kP]))),
+                F0, jnp.zeros((K,), jnp.int64))
+    names = buffer_names(cfg.model)
+    need = [kW, kP, kA, *names, "F_hat", "step"]
+    missing = [k for k in need if k not in start]
+    if missing:
+        raise LinsimError(f"an ensemble start state needs {', '.join(need)}; missing {', '.join(missing)}")
+    arr = {k: np.asarray(start[k], float) for k in need if k != "step"}
+    lead = {np.shape(v)[0] if np.ndim(v) else None for v in arr.values()}
+    if lead != {K}:
+        raise LinsimError(f"an ensemble start state needs a leading seed axis of length seeds={K}, got {sorted(map(str, lead))}")
+    for k, v in arr.items():
+        if not np.all(np.isfinite(v)):
+            raise LinsimError(f"start state {k} is not finite (continue only the seeds that did not diverge)")
+    step = np.broadcast_to(np.asarray(start["step"]), (K,))
+    if np.any(step < 0) or np.any(step != np.round(step)):
+        raise LinsimError("start step must be a non-negative integer")
+    y = {k: jnp.asarray(arr[k]) for k in (kW, kP, kA)}
+    return y, (jnp.asarray(arr[names[0]]), jnp.asarray(arr[names[1]])), jnp.asarray(arr["F_hat"]), jnp.asarray(step.astype(np.int64))
+
+
+def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None) -> "Ensemble":
     """Finite-batch SGD ensemble (``cfg.noise.seeds`` seeds, shared initial state), step alpha = ``cfg.solver.dt``,
-    saved every ``save_every`` steps as in the Euler solver. Seeds come from ``cfg.init.seed``."""
+    saved every ``save_every`` steps as in the Euler solver. Seeds come from ``cfg.init.seed``.
+
+    ``start``: continue an ensemble (``Ensemble.resume_state()``): per-seed weights, momentum buffers, F_hat and
+    the step counter; the minibatches continue the same random stream, so a run of 2T steps equals a run of T
+    steps continued for T (a learning-rate schedule is a chain of runs with different ``Solver.dt``)."""
     from linsim.solve import euler_grid, make_args, variant_of
 
     s, nz, pr = cfg.solver, cfg.noise, cfg.predictor
@@ -213,14 +246,23 @@ def simulate_sgd(cfg: Config, y0: dict | None = None) -> "Ensemble":
     else:
         Xh, Xph = np.sqrt(cfg.stats.x), np.sqrt(cfg.stats.xp)
     n_save, every = euler_grid(s.t_max, s.dt, s.n_save)
-    ys = _run_sgd(
-        initial_arrays(cfg, y0), _keys(cfg, 1), make_args(cfg), jnp.asarray(Xh), jnp.asarray(Xph), jnp.asarray(s.dt),
+    carry0 = _sgd_start(cfg, y0, start)
+    ys, bufs, Fs = _run_sgd(
+        carry0, _keys(cfg, 1), make_args(cfg), jnp.asarray(Xh), jnp.asarray(Xph), jnp.asarray(s.dt),
         jnp.asarray(nz.momentum), jnp.asarray(pr.rho), jnp.asarray(pr.eps),
         model=cfg.model, variant=variant_of(cfg), batch=int(nz.batch), normalized=bool(nz.normalized),
         symmetric=bool(nz.symmetric), rule=rule, form=pr.form, norm=pr.norm, freq=int(pr.freq),
         n_save=n_save, save_every=every,
     )
-    return Ensemble.from_states(cfg, np.arange(n_save) * every * s.dt, ys, kind="sgd")
+    k0 = np.asarray(carry0[3])
+    ens = Ensemble.from_states(cfg, (int(k0[0]) + np.arange(n_save) * every) * s.dt, ys, kind="sgd")
+    from linsim.dynamics.discrete import buffer_names
+
+    for name, b in zip(buffer_names(cfg.model), bufs):  # final momentum buffers and F_hat, per seed
+        ens.extras[f"final_{name}"] = np.asarray(b)[:, -1]
+    ens.extras["final_F_hat"] = np.asarray(Fs)[:, -1]
+    ens.extras["final_step"] = k0 + (n_save - 1) * every
+    return ens
 
 
 # ---------------------------------------------------------------- (b) the SDE
@@ -360,11 +402,20 @@ class Ensemble:
         std = x.std(axis=0, ddof=1) if x.shape[0] > 1 else np.zeros_like(x[0])
         return x.mean(axis=0), std
 
+    def resume_state(self) -> dict:
+        """The per-seed state at the end of an SGD ensemble (weights, momentum buffers, F_hat, step counter), to
+        continue it with ``simulate_sgd(cfg, start=...)`` (the same seeds; change ``Solver.dt`` for a schedule)."""
+        if "final_step" not in self.extras:
+            raise LinsimError("only SGD ensembles carry the optimiser state needed to continue them")
+        out = {k: np.asarray(v[:, -1]) for k, v in self.states.items()}
+        out.update({k[len("final_"):]: v for k, v in self.extras.items() if k.startswith("final_")})
+        return out
+
     def trajectory(self, i: int = 0):
         """Seed ``i`` as a Trajectory (for the table, plots and invariants)."""
         from linsim.trajectory import Trajectory
 
-        steps = int(round(self.ts[-1] / self.config.solver.dt)) if self.kind == "sgd" else 0
+        steps = int(round((self.ts[-1] - self.ts[0]) / self.config.solver.dt)) if self.kind == "sgd" else 0
         return Trajectory.from_states(self.config, self.ts, {k: v[i] for k, v in self.states.items()}, steps=steps)
 
     def summary(self) -> dict[str, Any]:
