@@ -206,6 +206,7 @@ def _lines(ax, x, M, *, log=False):
     """One line per eigenvalue index (sorted order), dark = top; log: positive part on a log axis."""
     import matplotlib.pyplot as plt
 
+    log = log and bool(np.any(M > 0))  # nothing positive (a collapsed F): stay linear
     colors = plt.cm.viridis(np.linspace(0.0, 0.9, M.shape[1]))
     lw = 1.2 if M.shape[1] <= 16 else 0.6
     for j in range(M.shape[1]):

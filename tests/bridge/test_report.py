@@ -94,6 +94,18 @@ def test_plot_run_without_predictor_skips_predictor_figures(tmp_path):
     assert all(p.stat().st_size > 0 for p in paths)
 
 
+def test_plot_run_with_collapsed_F_and_missing_values(tmp_path):
+    rng = np.random.default_rng(3)
+    recs = [_record(e, rng) for e in range(3)]
+    for r in recs:
+        r["f_eig"] = [0.0] * D  # F collapsed to zero: no positive eigenvalue for the log axis
+        r["loss"] = r["knn_acc"] = None
+    run = _write_run(tmp_path, recs)
+    paths = report.plot_run(run, report.read_metrics(run))
+    assert [p.name for p in paths] == list(report.PLOT_FILES) and all(p.stat().st_size > 0 for p in paths)
+    assert "kNN" not in report.table(recs).splitlines()[0]
+
+
 def test_aligned_fraction_weights_by_F():
     rec = {"alignment": [1.0, 0.0, 0.5], "f_eig": [3.0, 1.0, -1e-9]}
     assert report.aligned_fraction(rec) == pytest.approx(3 / 4)
