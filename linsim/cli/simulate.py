@@ -91,7 +91,7 @@ def print_table(summary: dict, fp, out: Path | None) -> None:
 
 
 def with_rules_and_noise(cfg: Config, *, rho: float, eps: float, freq: int, form: str, norm: str, noise: str,
-                         batch: int, lr: Optional[float], seeds: int) -> Config:
+                         batch: int, lr: Optional[float], seeds: int, momentum: float = 0.0) -> Config:
     """Add the DirectPred/DirectCopy parameters and the noise model to a Config (``--lr`` overrides ``--dt``)."""
     import dataclasses
 
@@ -99,7 +99,7 @@ def with_rules_and_noise(cfg: Config, *, rho: float, eps: float, freq: int, form
 
     solver = cfg.solver if lr is None else dataclasses.replace(cfg.solver, dt=lr)
     return dataclasses.replace(cfg, solver=solver, predictor=Predictor(rho=rho, eps=eps, freq=freq, form=form, norm=norm),
-                               noise=Noise(kind=noise, batch=batch, seeds=seeds))
+                               noise=Noise(kind=noise, batch=batch, seeds=seeds, momentum=momentum))
 
 
 def print_ensemble(ens: dict) -> None:
@@ -149,17 +149,18 @@ def simulate(
     batch: int = typer.Option(256, help="--noise sgd/sde: minibatch size B"),
     lr: Optional[float] = typer.Option(None, help="SGD learning rate alpha (overrides --dt)"),
     seeds: int = typer.Option(1, help="--noise sgd/sde: ensemble size (noise seeds derived from --seed)"),
+    momentum: float = typer.Option(0.0, help="heavy-ball SGD momentum mu (torch convention; full-batch with the euler solver, or --noise sgd); at small lr a step lasts lr/(1-mu) of ODE time"),
 ) -> None:
     """Integrate the linear BYOL/SimSiam dynamics and report what happens to every eigenmode."""
     if solver is None:
-        solver = "euler" if predictor in ("directpred", "directcopy") or noise != "none" else "tsit5"
+        solver = "euler" if predictor in ("directpred", "directcopy") or noise != "none" or momentum else "tsit5"
     cfg = build_config(
         model=model, n=n, n1=n1, eta=eta, eta_p=eta_p, beta=beta, alpha_p=alpha_p, sigma2=sigma2,
         stop_grad=stop_grad, predictor=predictor, t_max=t_max, n_save=n_save, solver=solver, rtol=rtol,
         atol=atol, dt=dt, init_scale=init_scale, seed=seed, balanced=balanced, target=target, stats_file=stats,
     )
     cfg = with_rules_and_noise(cfg, rho=rho, eps=eps, freq=freq, form=form, norm=norm, noise=noise, batch=batch,
-                               lr=lr, seeds=seeds)
+                               lr=lr, seeds=seeds, momentum=momentum)
     out = out if out is not None else default_out("simulate")
     check_out(out, force)
 
