@@ -570,6 +570,8 @@ class SweepResult:
             "fraction_collapsed": float(np.mean(d["collapsed"])),
             "fraction_converged": float(np.mean(d["converged"])),
             "fraction_unresolved": float(np.mean(unresolved)),
+            "fraction_diverged": float(np.mean(status == 1)),
+            "fraction_max_steps": float(np.mean(status == 2)),
             "n_diverged": int(np.sum(status == 1)),
             "n_max_steps": int(np.sum(status == 2)),
             "max_balance_residual": float(np.nanmax(bal)) if np.any(np.isfinite(bal)) else None,
@@ -627,31 +629,99 @@ def _get_client(scheduler: Any):
 OWNED = ("chunks", "spec.json", "sweep.npz", "sweep.json")
 
 
-def prepare_out(spec: SweepSpec, out_dir: str | Path, chunk_size: int, force: bool = False) -> tuple[Path, bool]:
+def _owned_names(out: Path) -> set[str]:
+    """Entries of a sweep folder that linsim wrote: OWNED, the sweep*.png plots and the bookkeeping files."""
+    from linsim.io import BOOKKEEPING
+
+    return set(OWNED) | {p.name for p in out.glob("sweep*.png")} | set(BOOKKEEPING)
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def prepare_sweep_out(spec: SweepSpec, out_dir: str | Path, chunk_size: int, force: bool = False) -> tuple[Path, bool]:
     """Check (without writing) that ``out_dir`` can take this sweep; returns (path, resuming).
 
-    A folder with a spec.json of the same hash resumes; a different hash is refused unless ``force``; a
-    non-empty folder that is not a sweep folder is refused unless ``force``.
+    A folder whose spec.json has the same hash resumes; a different hash is refused unless ``force`` (which
+    replaces the sweep's own files only: OWNED and sweep*.png; other files in the folder are kept). A
+    damaged sweep folder (spec.json not a readable file) is refused unless ``force``. A non-empty folder
+    without spec.json is refused, with or without ``force``, unless it holds only a sweep's own files. The
+    place must be writable (:func:`linsim.io.check_writable`); stale temporaries of dead processes go.
     """
+    from linsim.io import check_writable, clean_stale_tmp, is_stale_tmp
+
     out = Path(out_dir)
     h = spec.hash(chunk_size)
-    if out.exists() and not out.is_dir():
-        raise LinsimError(f"output path {out} exists and is not a folder")
+    if (out.exists() or out.is_symlink()) and not out.is_dir():
+        raise LinsimError(f"output path {out} exists and is not a folder; choose another --out")
+    check_writable(out)
+    if not out.is_dir():
+        return out, False
+    clean_stale_tmp(out)
+    clean_stale_tmp(out / "chunks")
     spec_path = out / "spec.json"
-    if spec_path.exists():
+    owned = _owned_names(out)
+    entries = [p.name for p in out.iterdir() if not is_stale_tmp(p.name)]
+    foreign = sorted(n for n in entries if n not in owned)
+    if spec_path.is_file():
         try:
             old = json.loads(spec_path.read_text())["hash"]
-        except (ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):
             old = None
         if old == h:
             return out, True
         if not force:
+            if old is None:
+                raise LinsimError(f"{out} holds a damaged sweep (spec.json is not a readable sweep spec); "
+                                  "use another --out or --force to replace the sweep's files")
             raise LinsimError(f"{out} holds a sweep with a different spec or chunk size (hash {str(old)[:12]} != "
-                              f"{h[:12]}); use another --out or --force to replace it")
+                              f"{h[:12]}); use another --out or --force to replace the sweep's files")
         return out, False
-    if out.exists() and any(out.iterdir()) and not force:
-        raise LinsimError(f"output folder {out} exists, is not empty and is not a sweep folder (pass --force)")
+    if spec_path.exists() or spec_path.is_symlink():  # a folder or something else where the spec belongs
+        if force and not foreign:
+            return out, False
+        hint = "--force to replace the sweep's files" if not foreign else "remove it by hand"
+        raise LinsimError(f"{out} holds a damaged sweep (spec.json is not a file); use another --out or {hint}")
+    if foreign:
+        raise LinsimError(f"output folder {out} is not a sweep folder: it holds files linsim did not write "
+                          f"({_shown(foreign)}); linsim never replaces them: choose another --out")
+    from linsim.io import BOOKKEEPING
+
+    if not force and any(n not in BOOKKEEPING for n in entries):  # sweep files without their spec.json
+        raise LinsimError(f"{out} holds a damaged sweep (no spec.json); use another --out or --force to replace "
+                          "the sweep's files")
     return out, False
+
+
+prepare_out = prepare_sweep_out  # the older name
+
+
+def _check_chunk(path: Path, idx: np.ndarray, model: str) -> bool:
+    """True if ``path`` is a finished chunk for flat indices ``idx``, False if it does not exist; LinsimError
+    naming the file if it exists but is not such a chunk (a tampered or foreign file)."""
+    if not (path.exists() or path.is_symlink()):
+        return False
+    where = f"{path.parent.parent}: chunks/{path.name}"
+    need = {"idx", "steps", *QUANTITIES} | ({"frac_collapsed"} if model == "matrix" else set())
+    kinds = {"collapsed": "b", "converged": "b", "status": "iu", "steps": "iu", "idx": "iu"}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as err:  # noqa: BLE001  (any unreadable file is damage)
+        raise LinsimError(f"{where} is damaged ({type(err).__name__}); delete it to recompute that chunk") from None
+    missing = sorted(need - set(arrays))
+    if missing:
+        raise LinsimError(f"{where} is damaged (missing {', '.join(missing)}); delete it to recompute that chunk")
+    for k in need:
+        a = arrays[k]
+        if a.dtype.kind not in kinds.get(k, "f") or a.shape != idx.shape:
+            raise LinsimError(f"{where} is damaged ({k} has dtype {a.dtype} and shape {a.shape}, expected "
+                              f"{'integer' if kinds.get(k) == 'iu' else 'bool' if kinds.get(k) == 'b' else 'float'} "
+                              f"of shape {idx.shape}); delete it to recompute that chunk")
+    if not np.array_equal(arrays["idx"], idx):
+        raise LinsimError(f"{where} holds other grid points than this sweep's chunk; delete it to recompute it")
+    return True
 
 
 def run_sweep(spec: SweepSpec, out_dir: str | Path, chunk_size: int | None = None, progress: bool = True,
@@ -664,25 +734,44 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, chunk_size: int | None = Non
     written here. ``force``: replace a folder holding a different sweep (only linsim's own files are
     removed). ``on_chunk(done, total)``: called after each chunk is saved (raising there stops the sweep;
     a rerun resumes). Resumed sweeps are bit-identical to uninterrupted ones.
+
+    The folder is locked while the sweep writes it (:func:`linsim.io.lock_dir`): a second sweep into the
+    same folder waits for the first, then resumes from (or, with ``force``, replaces) what it finished.
     """
+    from linsim.io import lock_dir
+
     if not isinstance(spec, SweepSpec):
         raise LinsimError("run_sweep needs a SweepSpec")
     cs = default_chunk_size(spec) if chunk_size is None else chunk_size
     if not (isinstance(cs, (int, np.integer)) and cs >= 1):
         raise LinsimError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     cs = int(min(cs, spec.size))
-    out, resuming = prepare_out(spec, out_dir, cs, force)
+    out, resuming = prepare_sweep_out(spec, out_dir, cs, force)
     client = owns_client = None
     if scheduler is not None:
         client, owns_client = _get_client(scheduler)
+    try:
+        with lock_dir(out, what="linsim sweep"):
+            out, resuming = prepare_sweep_out(spec, out, cs, force)  # again: a sweep we waited for may have finished
+            return _run_locked(spec, out, cs, resuming, progress, client, on_chunk)
+    finally:
+        if owns_client:
+            client.close()
+
+
+def _run_locked(spec: SweepSpec, out: Path, cs: int, resuming: bool, progress: bool, client: Any,
+                on_chunk: Callable[[int, int], None] | None) -> SweepResult:
+    """run_sweep's body, with the folder checked and locked."""
+    from linsim.io import write_manifest
+
     if not resuming:
         for name in OWNED:
             target = out / name
-            if target.is_dir():
+            if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)
-            elif target.exists():
+            elif target.exists() or target.is_symlink():
                 target.unlink()
-        for png in out.glob("sweep*.png") if out.exists() else []:
+        for png in out.glob("sweep*.png"):
             png.unlink()
     chunk_dir = out / "chunks"
     chunk_dir.mkdir(parents=True, exist_ok=True)
@@ -690,17 +779,14 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, chunk_size: int | None = Non
     if not resuming:
         atomic_write_json(out / "spec.json", {"hash": h, "chunk_size": cs, "spec": spec.to_json(),
                                               "linsim_version": linsim.__version__})
+        write_manifest(out, "sweep", (*OWNED, "sweep.png"))
     order = spec.order()
     n_chunks = -(-spec.size // cs)
     chunks = [order[i * cs:(i + 1) * cs] for i in range(n_chunks)]
     path_of = lambda i: chunk_dir / f"chunk_{i:05d}.npz"  # noqa: E731
 
     def finished(i: int) -> bool:
-        try:
-            with np.load(path_of(i)) as z:
-                return bool(np.array_equal(z["idx"], chunks[i]))
-        except Exception:  # missing or unreadable: recompute
-            return False
+        return _check_chunk(path_of(i), chunks[i], spec.model)
 
     todo = [i for i in range(n_chunks) if not finished(i)]
     n_done = n_chunks - len(todo)
@@ -730,13 +816,11 @@ def run_sweep(spec: SweepSpec, out_dir: str | Path, chunk_size: int | None = Non
                     save(i, res)
     finally:
         bar.close()
-        if owns_client:
-            client.close()
     elapsed = time.perf_counter() - t0
     result = assemble(spec, out, n_chunks)
     result.info.update({"chunk_size": cs, "n_chunks": n_chunks, "chunks_resumed": n_chunks - len(todo),
                         "wall_s": elapsed, "hash": h,
-                        "scheduler": None if client is None else str(getattr(client, "scheduler", scheduler))})
+                        "scheduler": None if client is None else str(getattr(client, "scheduler", client))})
     write_result(result)
     return result
 

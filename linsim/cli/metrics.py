@@ -21,6 +21,8 @@ from linsim.io import atomic_dir, atomic_savefig, atomic_write_json, dumps
 from linsim.metrics_io import load_arrays
 
 _MAX_LEGEND = 12
+#: The files a metrics run writes (what --force may replace in a folder written before manifests existed).
+OUTPUTS = ("metrics.json", "spectra.png")
 
 
 def _entries(file: Path, arrays: dict[str, np.ndarray], sv: bool, normalize: bool) -> list[dict[str, Any]]:
@@ -106,10 +108,10 @@ def metrics(
     normalize: bool = typer.Option(
         False, "--normalize", help="L2-normalise embedding rows before centring (Li et al.'s --normalize flag)."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON list (one object per array) instead of a table."),
+    as_json: bool = typer.Option(False, "--json", help='Print JSON {"out": folder, "results": [one object per array]} instead of a table.'),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder (default: a fresh runs/metrics-<time>-<pid>)."),
     no_plot: bool = typer.Option(False, "--no-plot", help="Do not write the spectra/CEV figure."),
-    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out folder."),
+    force: bool = typer.Option(False, "--force", help="Replace linsim's outputs in an existing --out folder (a folder holding other files is refused)."),
 ) -> None:
     """Collapse metrics of saved embeddings or spectra: CEV-AUC (Li et al. 2022), RankMe, participation ratio, alpha-ReQ."""
     if singular_values and normalize:
@@ -119,7 +121,7 @@ def metrics(
     results = [{k: v for k, v in e.items() if not k.startswith("_")} for e in entries]
 
     out_dir = Path(out) if out is not None else default_out("metrics")
-    check_out(out_dir, force)
+    check_out(out_dir, force, "metrics", OUTPUTS)
     record = {
         "command": "metrics",
         "linsim_version": linsim.__version__,
@@ -130,10 +132,10 @@ def metrics(
         "results": results,
     }
     fig = None if no_plot else _figure(entries, f"{file.name}  ({'spectra' if singular_values else 'embeddings'})")
-    with atomic_dir(out_dir, force=force) as tmp:
+    with atomic_dir(out_dir, force=force, command="metrics", owned=OUTPUTS) as tmp:
         atomic_write_json(tmp / "metrics.json", record)
         if fig is not None:
             atomic_savefig(fig, tmp / "spectra.png", dpi=120)
 
-    typer.echo(dumps(results) if as_json else _table(entries))
+    typer.echo(dumps({"out": str(out_dir), "results": results}) if as_json else _table(entries))
     typer.echo(f"wrote {out_dir}", err=True)

@@ -7,10 +7,13 @@ from typing import Optional
 
 import typer
 
-from linsim.cli._app import EXIT_DIVERGED, app, check_out, cli_command, default_out
+from linsim.cli._app import app, check_out, cli_command, default_out, finish
 from linsim.config import Config, Hyper, Init, Solver, Stats
 from linsim.errors import LinsimError
-from linsim.io import atomic_dir, dumps
+from linsim.io import atomic_dir, dumps, output_names
+
+#: The files a simulate run writes (what --force may replace in a folder written before manifests existed).
+OUTPUTS = ("config.json", "summary.json", "trajectory.npz", "ensemble.npz", "run.png")
 
 
 def build_config(
@@ -84,7 +87,7 @@ def print_table(summary: dict, fp, out: Path | None) -> None:
     parts = [f"{k} = {_fmt(v, '.3e')}" for k, v in inv.items() if not k.endswith("note")]
     typer.echo("invariants: " + ", ".join(parts))
     if out is not None:
-        typer.echo(f"wrote {out}/ ({', '.join(sorted(p.name for p in out.iterdir()))})")
+        typer.echo(f"wrote {out}/ ({', '.join(output_names(out))})")
 
 
 # ---------------------------------------------------------------- predictor rules and stochastic dynamics
@@ -162,7 +165,7 @@ def simulate(
     cfg = with_rules_and_noise(cfg, rho=rho, eps=eps, freq=freq, form=form, norm=norm, noise=noise, batch=batch,
                                lr=lr, seeds=seeds, momentum=momentum)
     out = out if out is not None else default_out("simulate")
-    check_out(out, force)
+    check_out(out, force, "simulate", OUTPUTS)
 
     from linsim.dynamics.modes import fixed_points
     from linsim.solve import simulate as run
@@ -178,7 +181,7 @@ def simulate(
     summary = {"config": cfg.to_json(), **traj.summary()}
     if ens is not None:
         summary["ensemble"] = ens.summary()
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, command="simulate", owned=OUTPUTS) as tmp:
         traj.save(tmp)
         if ens is not None:  # summary.json gains "ensemble"; ensemble.npz holds the series
             from linsim.io import atomic_savez, atomic_write_json
@@ -194,18 +197,19 @@ def simulate(
     applies = h.stop_grad and (h.predictor in ("grad", "symmetric") or (h.predictor == "directpred" and pr.form == "theory"))
     fp = fixed_points(eta, alpha_p, sigma2, eta_p=h.eta_p_value) if cfg.stats.kind == "isotropic" and applies else None
     if json_out:
-        typer.echo(dumps(summary))
+        typer.echo(dumps({"out": str(out), **summary}))
     else:
         print_table(summary, fp, out)
         if ens is not None:
             print_ensemble(summary["ensemble"])
     if summary["diverged"]:
-        typer.echo(f"diverged: the state became non-finite or exceeded {cfg.solver.divergence_bound:g} "
-                   f"at t = {traj.t_end:.4g} (results up to then are in {out})", err=True)
-        raise typer.Exit(EXIT_DIVERGED)
+        finish("diverged", out, f"the state became non-finite or exceeded {cfg.solver.divergence_bound:g} at t = {traj.t_end:.4g}")
+    if ens is not None and summary["ensemble"]["diverged_seeds"]:
+        finish("diverged", out, f"{summary['ensemble']['diverged_seeds']} of {summary['ensemble']['seeds']} seeds "
+                                f"became non-finite or exceeded {cfg.solver.divergence_bound:g}")
     if summary["status"] == "max_steps":
-        typer.echo(f"solver stopped at max_steps before t_max (t_end = {traj.t_end:.4g}); loosen rtol or shorten t_max", err=True)
-        raise typer.Exit(EXIT_DIVERGED)
+        finish("max_steps", out, f"the solver stopped at max_steps before t_max (t_end = {traj.t_end:.4g}); "
+                                 "loosen rtol or shorten t_max")
 
 
 @app.command("fixed-points")

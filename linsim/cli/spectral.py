@@ -14,6 +14,8 @@ from linsim.spectral.compare import closed_form_vs_gd, probe_accuracy
 
 METHODS = ("vicreg", "simclr", "barlow", "spectral-contrastive")
 GRAPHS = ("label", "two-view", "knn", "nuisance")
+#: The files a spectral run writes (what --force may replace in a folder written before manifests existed).
+OUTPUTS = ("spectral.png", "summary.json", "config.json")
 
 
 def _load(path: Optional[Path], what: str, ndim: int) -> Optional[np.ndarray]:
@@ -57,7 +59,7 @@ def spectral(
     seed: int = typer.Option(0, "--seed"),
     json_out: bool = typer.Option(False, "--json", help="print a JSON object instead of text"),
     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default runs/spectral-<time>)"),
-    force: bool = typer.Option(False, "--force", help="replace an existing output folder"),
+    force: bool = typer.Option(False, "--force", help="replace linsim's outputs in an existing output folder (a folder holding other files is refused)"),
 ) -> None:
     """Closed-form optimum of an SSL loss on a pairwise graph vs gradient descent (theory note §2.5-2.6)."""
     import linsim.spectral as sp
@@ -75,7 +77,7 @@ def spectral(
         if not (np.isfinite(v) and v > 0):
             raise LinsimError(f"{name} must be a finite number > 0, found {v}")
     out = default_out("spectral") if out is None else out
-    check_out(out, force)
+    check_out(out, force, "spectral", OUTPUTS)
 
     X = _load(data, "data", 2)
     y = _load(labels, "labels", 1)
@@ -156,7 +158,7 @@ def spectral(
     axes[1].set_ylabel("loss")
     axes[1].legend()
     fig.tight_layout()
-    with atomic_dir(out, force=force) as tmp:
+    with atomic_dir(out, force=force, command="spectral", owned=OUTPUTS) as tmp:
         atomic_savefig(fig, tmp / "spectral.png", dpi=110)
         atomic_write_json(tmp / "summary.json", {"config": config, **summary})
         atomic_write_json(tmp / "config.json", config)

@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from linsim.cli._app import app, cli_command, default_out
+from linsim.cli._app import app, cli_command, default_out, finish
 from linsim.errors import LinsimError
 
 _GRID_HELP = "grid spec (start:stop:num, log:start:stop:num, a,b,c) or one value"
@@ -61,14 +61,15 @@ def sweep(
     rtol: float = typer.Option(1e-8, help="relative tolerance of the adaptive solver (atol 1e-12)"),
     chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="grid points per chunk [default: memory-bounded]"),
     out: Optional[Path] = typer.Option(None, help="output folder [default runs/sweep-<time>]"),
-    force: bool = typer.Option(False, "--force", help="replace a folder holding a different sweep"),
+    force: bool = typer.Option(False, "--force", help="replace the files of a different (or damaged) sweep in --out; other files are kept"),
     scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (tcp://host:8786); needs linsim[dask]"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
     no_progress: bool = typer.Option(False, "--no-progress", help="no progress bar"),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="write sweep.png"),
 ) -> None:
     """Phase-diagram sweep of the linear BYOL/SimSiam dynamics (collapse, final p, time to 1% of p+)."""
-    from linsim.sweep import _get_client, default_chunk_size, prepare_out, run_sweep
+    from linsim.io import lock_dir
+    from linsim.sweep import _get_client, default_chunk_size, prepare_sweep_out, run_sweep
 
     if chunk_size is not None and chunk_size < 1:
         raise LinsimError(f"--chunk-size must be >= 1, got {chunk_size}")
@@ -76,28 +77,40 @@ def sweep(
     spec = build_spec(values, model=model, n=n, n1=n1, t_max=t_max, rtol=rtol)
     out = default_out("sweep") if out is None else out
     cs = min(chunk_size or default_chunk_size(spec), spec.size)
-    prepare_out(spec, out, cs, force)  # every check before anything is written
+    prepare_sweep_out(spec, out, cs, force)  # every check before anything is written
     if scheduler is not None:
         client, owns = _get_client(scheduler)
         scheduler = client
     else:
         owns = False
     try:
-        result = run_sweep(spec, out, chunk_size=cs, progress=not no_progress and sys.stderr.isatty(),
-                           scheduler=scheduler, force=force)
+        with lock_dir(out, what="linsim sweep"):  # held through the plot: a second sweep waits for all of it
+            result = run_sweep(spec, out, chunk_size=cs, progress=not no_progress and sys.stderr.isatty(),
+                               scheduler=scheduler, force=force)
+            if plot:
+                from linsim.io import atomic_write_json
+                from linsim.sweep_plots import plot_sweep
+
+                png = plot_sweep(result, out / "sweep.png")
+                result.files = sorted({*result.files, str(png)})
+                meta = json.loads((out / "sweep.json").read_text())
+                meta["files"] = result.files
+                atomic_write_json(out / "sweep.json", meta)
     finally:
         if owns:
             scheduler.close()
-    if plot:
-        from linsim.io import atomic_write_json
-        from linsim.sweep_plots import plot_sweep
-
-        png = plot_sweep(result, out / "sweep.png")
-        result.files = sorted({*result.files, str(png)})
-        meta = json.loads((out / "sweep.json").read_text())
-        meta["files"] = result.files
-        atomic_write_json(out / "sweep.json", meta)
     summ = result.summary()
+    _report(result, summ, spec, out, model, as_json)
+    if summ["n_diverged"]:  # exit 3 / 4 as simulate does (docs/outputs_and_errors.md)
+        finish("diverged", out, f"{summ['n_diverged']} of {summ['n_points']} grid points became non-finite or "
+                                "exceeded the divergence bound (status 1 in sweep.npz)")
+    if summ["n_max_steps"]:
+        finish("max_steps", out, f"{summ['n_max_steps']} of {summ['n_points']} grid points stopped at max_steps "
+                                 "before t_max (status 2 in sweep.npz); loosen --rtol or shorten --t-max")
+
+
+def _report(result, summ: dict, spec, out: Path, model: str, as_json: bool) -> None:
+    """The summary on stdout: JSON, or three lines of text."""
     if as_json:
         from linsim.io import dumps
 
@@ -109,8 +122,8 @@ def sweep(
                + (f" ({result.info['chunks_resumed']} resumed)" if result.info["chunks_resumed"] else ""))
     typer.echo(f"collapsed {summ['fraction_collapsed']:.1%}, converged to p+ {summ['fraction_converged']:.1%}, "
                f"unresolved at t = {spec.t_max:g}: {summ['fraction_unresolved']:.1%}"
-               + (f", diverged {summ['n_diverged']}" if summ["n_diverged"] else "")
-               + (f", stopped at max_steps {summ['n_max_steps']}" if summ.get("n_max_steps") else ""))
+               + (f", diverged {summ['fraction_diverged']:.1%}" if summ["n_diverged"] else "")
+               + (f", stopped at max_steps {summ['fraction_max_steps']:.1%}" if summ["n_max_steps"] else ""))
     mb = summ["max_balance_residual"]
     if mb is not None and math.isfinite(mb):
         typer.echo(f"max balance residual {mb:.2e}")

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from linsim import metrics as M
 from linsim.cli import app
+from linsim.io import output_names
 
 from shared_data import LI_AUC, LI_FILE, LI_KEYS, LI_PATH, LI_RANKME, needs_li  # noqa: F401
 
@@ -25,14 +26,14 @@ def test_li2022_json_schema_and_values(tmp_path):
     out = tmp_path / "out"
     res = _run(LI_PATH, "--singular-values", "--json", "--out", out)
     assert res.exit_code == 0, res.output
-    rows = json.loads(res.stdout)
+    rows = json.loads(res.stdout)["results"]
     assert [r["name"] for r in rows] == LI_KEYS
     for row, auc in zip(rows, LI_AUC):
         assert {"name", "cev_auc", "rankme", "participation_ratio", "alpha_req", "dim", "n"} <= set(row)
         assert row["dim"] == 512 and row["n"] is None and row["std_normalized"] is None
         assert abs(row["cev_auc"] - auc) <= 1e-4  # table rounded to 4 decimals (§8 item 12)
         assert isinstance(row["rankme"], float) and isinstance(row["participation_ratio"], float)
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "spectra.png"]
+    assert output_names(out) == ["metrics.json", "spectra.png"]
     record = json.loads((out / "metrics.json").read_text())
     assert record["results"] == rows and record["singular_values"] is True and record["normalize"] is False
     assert (out / "spectra.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -46,7 +47,7 @@ def test_li2022_table(tmp_path):
     assert lines[0].split()[:4] == ["name", "dim", "n", "CEV-AUC"]
     assert lines[1].split()[0] == "percent_1" and "0.6098" in lines[1]
     assert len(lines) == 7
-    assert [p.name for p in (tmp_path / "o").iterdir()] == ["metrics.json"]
+    assert output_names(tmp_path / "o") == ["metrics.json"]
 
 
 def test_npy_embeddings(tmp_path):
@@ -54,12 +55,12 @@ def test_npy_embeddings(tmp_path):
     np.save(tmp_path / "emb.npy", z)
     res = _run(tmp_path / "emb.npy", "--json", "--out", tmp_path / "o")
     assert res.exit_code == 0, res.output
-    (row,) = json.loads(res.stdout)
+    (row,) = json.loads(res.stdout)["results"]
     assert row["name"] == "emb" and (row["n"], row["dim"]) == (200, 8)
     assert row["cev_auc"] == pytest.approx(M.cev_auc(z), rel=1e-12)
     assert row["rankme"] == pytest.approx(M.rankme(z), rel=1e-12)
     assert row["std_normalized"] == pytest.approx(M.std_normalized(z), rel=1e-12)
-    normed = json.loads(_run(tmp_path / "emb.npy", "--json", "--normalize", "--out", tmp_path / "o2").stdout)[0]
+    normed = json.loads(_run(tmp_path / "emb.npy", "--json", "--normalize", "--out", tmp_path / "o2").stdout)["results"][0]
     assert normed["cev_auc"] == pytest.approx(M.cev_auc(z, normalize=True), rel=1e-12)
 
 
@@ -68,18 +69,18 @@ def test_csv_embeddings_with_header_and_csv_spectrum(tmp_path):
     (tmp_path / "emb.csv").write_text("a,b,c\n" + "\n".join(",".join(f"{v:.17g}" for v in r) for r in z) + "\n")
     res = _run(tmp_path / "emb.csv", "--json", "--out", tmp_path / "o1")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)[0]["cev_auc"] == pytest.approx(M.cev_auc(z), rel=1e-12)
+    assert json.loads(res.stdout)["results"][0]["cev_auc"] == pytest.approx(M.cev_auc(z), rel=1e-12)
     (tmp_path / "sv.csv").write_text("3\n2\n1\n")  # one column = one spectrum
     res = _run(tmp_path / "sv.csv", "--singular-values", "--json", "--out", tmp_path / "o2")
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)[0]["cev_auc"] == pytest.approx((0.5 + 5 / 6 + 1) / 3, rel=1e-14)
+    assert json.loads(res.stdout)["results"][0]["cev_auc"] == pytest.approx((0.5 + 5 / 6 + 1) / 3, rel=1e-14)
 
 
 def test_2d_singular_values_means_one_spectrum_per_row(tmp_path):
     np.savez(tmp_path / "s.npz", spectra=np.array([[2.0, 1.0], [1.0, 1.0]]))
     res = _run(tmp_path / "s.npz", "--singular-values", "--json", "--out", tmp_path / "o")
     assert res.exit_code == 0, res.output
-    rows = json.loads(res.stdout)
+    rows = json.loads(res.stdout)["results"]
     assert [r["name"] for r in rows] == ["spectra[0]", "spectra[1]"]
     assert rows[1]["cev_auc"] == pytest.approx(0.75, rel=1e-15)  # (d+1)/(2d) for equal sigma, d = 2
 
@@ -155,7 +156,16 @@ def test_refuses_to_overwrite_without_force(tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("x")
     res = _run(tmp_path / "emb.npy", "--out", out)
-    assert res.exit_code == 2 and "--force" in res.stderr
+    assert res.exit_code == 2 and "keep.txt" in res.stderr and "--force" not in res.stderr
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    # --force never deletes a file linsim did not write: the folder is refused, untouched
     res = _run(tmp_path / "emb.npy", "--out", out, "--force", "--no-plot")
-    assert res.exit_code == 0 and [p.name for p in out.iterdir()] == ["metrics.json"]
+    assert res.exit_code == 2 and "did not write" in res.stderr
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    # a folder of linsim's own outputs is replaced with --force (and refused without)
+    res = _run(tmp_path / "emb.npy", "--out", tmp_path / "mine")
+    assert res.exit_code == 0 and output_names(tmp_path / "mine") == ["metrics.json", "spectra.png"]
+    res = _run(tmp_path / "emb.npy", "--out", tmp_path / "mine", "--no-plot")
+    assert res.exit_code == 2 and "--force" in res.stderr
+    res = _run(tmp_path / "emb.npy", "--out", tmp_path / "mine", "--no-plot", "--force")
+    assert res.exit_code == 0 and output_names(tmp_path / "mine") == ["metrics.json"]  # the stale plot went too

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from linsim.cli import app
+from linsim.io import output_names
 
 runner = CliRunner()
 
@@ -20,7 +21,7 @@ def test_simulate_default_writes_all_files(tmp_path):
     out = tmp_path / "run"
     res = invoke("simulate", "--out", out)
     assert res.exit_code == 0, res.output
-    assert {p.name for p in out.iterdir()} == {"trajectory.npz", "config.json", "summary.json", "run.png"}
+    assert set(output_names(out)) == {"trajectory.npz", "config.json", "summary.json", "run.png"}
     assert "modes collapsed" in res.output and "p+ = 0.623927" in res.output
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["hyper"]["eta"] == 0.04 and cfg["linsim_version"]
@@ -162,10 +163,19 @@ def test_existing_output_needs_force(tmp_path):
     out.mkdir()
     (out / "keep.txt").write_text("x")
     res = invoke("simulate", "--out", out, "--no-plot")
-    assert res.exit_code == 2 and "--force" in res.output
+    assert res.exit_code == 2 and "keep.txt" in res.output
     assert (out / "keep.txt").exists()
+    # --force never deletes what linsim did not write: refused, the folder untouched
     res = invoke("simulate", "--out", out, "--no-plot", "--force")
-    assert res.exit_code == 0 and not (out / "keep.txt").exists() and (out / "summary.json").exists()
+    assert res.exit_code == 2 and "did not write" in res.output
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    # linsim's own run folder: refused without --force, replaced with it
+    mine = tmp_path / "mine"
+    assert invoke("simulate", "--out", mine, "--no-plot", "--t-max", 5).exit_code == 0
+    res = invoke("simulate", "--out", mine, "--no-plot", "--t-max", 5)
+    assert res.exit_code == 2 and "--force" in res.output
+    res = invoke("simulate", "--out", mine, "--no-plot", "--t-max", 5, "--force")
+    assert res.exit_code == 0 and set(output_names(mine)) == {"config.json", "summary.json", "trajectory.npz"}
 
 
 def test_same_seed_same_numbers(tmp_path):
