@@ -34,6 +34,11 @@ from linsim.errors import LinsimError
 from linsim.loops import scan_saving
 
 
+def time_per_step(cfg: Config) -> float:
+    """ODE time per discrete step: alpha / (1 - mu), the momentum-effective step (alpha = ``Solver.dt``)."""
+    return float(cfg.solver.dt) / (1.0 - float(cfg.noise.momentum))
+
+
 def buffer_names(model: str) -> tuple[str, str]:
     """Names of the momentum buffers of the online network and of the predictor ('buf_W', 'buf_Wp', ...)."""
     kW, kP, _ = KEYS[model]
@@ -99,8 +104,11 @@ def simulate_discrete(cfg: Config, y0: dict | None = None, start: dict | None = 
 
     ``y0``: initial weights (default drawn from ``cfg.init``); ``start``: continue a previous run, a dict
     with the momentum buffers ``buf_W``, ``buf_Wp`` (``buf_w``, ``buf_p`` per mode), the step counter
-    ``step`` and, for a reset rule, ``F_hat`` (``resume_state`` builds it). Returns a Trajectory whose
-    ``ts`` continue from step * dt, with ``extras`` holding the buffers (and ``F_hat``) at the saved times.
+    ``step`` and, for a reset rule, ``F_hat`` (``resume_state`` builds it). Times are ODE times: ``t_max``
+    and the saved ``ts`` count alpha/(1 - mu) per step (``time_per_step``), so a momentum run lines up with
+    the ODE whose EMA rate is beta (1 - mu); ``beta`` itself stays the per-step EMA rate, gamma_a = 1 - alpha
+    beta. Returns a Trajectory whose ``ts`` continue from the start step, with ``extras`` holding the
+    buffers (and ``F_hat``) at the saved times.
     """
     from linsim.initial import initial_arrays
     from linsim.solve import euler_grid, make_args, variant_of
@@ -126,13 +134,14 @@ def simulate_discrete(cfg: Config, y0: dict | None = None, start: dict | None = 
                 raise LinsimError(f"continuing a {rule} run needs its correlation estimate F_hat in the start state")
             F0 = correlation(y0[kW], jnp.asarray(X), cfg.model) * 0.0
         F0 = jnp.asarray(F0, jnp.float64)
-    n_save, every = euler_grid(s.t_max, s.dt, s.n_save)
+    h = time_per_step(cfg)
+    n_save, every = euler_grid(s.t_max, h, s.n_save)
     ys, bufs, Fs = _run(
         (y0, buf0, F0, jnp.asarray(k0)), make_args(cfg), jnp.asarray(s.dt), jnp.asarray(cfg.noise.momentum),
         jnp.asarray(pr.rho), jnp.asarray(pr.eps), model=cfg.model, variant=variant_of(cfg), rule=rule, form=pr.form,
         norm=pr.norm, freq=int(pr.freq), n_save=n_save, save_every=every,
     )
-    ts = (k0 + np.arange(n_save) * every) * s.dt
+    ts = (k0 + np.arange(n_save) * every) * h
     traj = Trajectory.from_states(cfg, ts, {k: np.asarray(v) for k, v in ys.items()}, steps=(n_save - 1) * every)
     keep = len(traj.ts)
     for name, b in zip(buffer_names(cfg.model), bufs):
@@ -150,7 +159,7 @@ def resume_state(traj) -> tuple[dict, dict]:
     if any(nm not in traj.extras for nm in names):
         raise LinsimError("this trajectory holds no momentum buffers: only discrete runs (simulate_discrete) can be continued")
     y0 = {k: np.asarray(v[-1]) for k, v in traj.states.items()}
-    k_end = int(traj.extras.get("step0", 0)) + int(round((traj.ts[-1] - traj.ts[0]) / traj.config.solver.dt))
+    k_end = int(traj.extras.get("step0", 0)) + int(round((traj.ts[-1] - traj.ts[0]) / time_per_step(traj.config)))
     start = {nm: np.asarray(traj.extras[nm][-1]) for nm in names}
     start["step"] = k_end
     if "F_hat" in traj.extras:

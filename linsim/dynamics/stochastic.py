@@ -3,7 +3,8 @@ network fed Gaussian data) and the SDE that matches its first two moments.
 
 (a) SGD (``simulate_sgd``): x ~ N(0, X), two views x_i = x + e_i with e_i ~ N(0, X') (sec 1.6); one step on a
     minibatch of B samples with lr alpha (= ``Solver.dt``) for W and alpha alpha_p for Wp, weight decay
-    eta / eta_p, optional SGD momentum (PyTorch convention, momentum on the gradient + weight decay), target
+    eta / eta_p, optional SGD momentum mu (PyTorch convention, momentum on the gradient + weight decay; saved
+    times then count alpha/(1 - mu) of ODE time per step, as in ``linsim.dynamics.discrete``), target
     EMA gamma_a = 1 - alpha beta applied after the online step (SimSiam: Wa = W). Gradients are
     ``jax.grad`` of the minibatch loss with ``stop_gradient`` on the target. Losses, per sample:
       un-normalised  1/2 ||Wp W x1 - Wa x2||^2            (expectation = the ODE's J, sec 1.3)
@@ -51,7 +52,7 @@ import lineax as lx
 import numpy as np
 
 from linsim.config import Config
-from linsim.dynamics.discrete import heavy_ball
+from linsim.dynamics.discrete import buffer_names, heavy_ball, time_per_step
 from linsim.dynamics.predictors import KEYS, RULES, corr_step, ema_target, reset_predictor, symmetrize
 from linsim.dynamics.variant import Variant, ema_parts
 from linsim.errors import LinsimError
@@ -201,8 +202,6 @@ def _keys(cfg: Config, salt: int):
 def _sgd_start(cfg: Config, y0, start: dict | None):
     """Per-seed initial carry (y, momentum buffers, F_hat, step): ``y0`` shared by every seed with zero buffers,
     or ``start`` = ``Ensemble.resume_state()`` (per-seed states, buffers, F_hat and the step counter)."""
-    from linsim.dynamics.discrete import buffer_names
-
     K = int(cfg.noise.seeds)
     kW, kP, kA = KEYS[cfg.model]
     if start is None:
@@ -245,7 +244,8 @@ def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None)
         Xh, Xph = psd_sqrt(cfg.stats.X), psd_sqrt(cfg.stats.Xp)
     else:
         Xh, Xph = np.sqrt(cfg.stats.x), np.sqrt(cfg.stats.xp)
-    n_save, every = euler_grid(s.t_max, s.dt, s.n_save)
+    h = time_per_step(cfg)  # alpha / (1 - mu): saved times are ODE times, as in the discrete simulator
+    n_save, every = euler_grid(s.t_max, h, s.n_save)
     carry0 = _sgd_start(cfg, y0, start)
     ys, bufs, Fs = _run_sgd(
         carry0, _keys(cfg, 1), make_args(cfg), jnp.asarray(Xh), jnp.asarray(Xph), jnp.asarray(s.dt),
@@ -255,8 +255,7 @@ def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None)
         n_save=n_save, save_every=every,
     )
     k0 = np.asarray(carry0[3])
-    ens = Ensemble.from_states(cfg, (int(k0[0]) + np.arange(n_save) * every) * s.dt, ys, kind="sgd")
-    from linsim.dynamics.discrete import buffer_names
+    ens = Ensemble.from_states(cfg, (int(k0[0]) + np.arange(n_save) * every) * h, ys, kind="sgd")
 
     for name, b in zip(buffer_names(cfg.model), bufs):  # final momentum buffers and F_hat, per seed
         ens.extras[f"final_{name}"] = np.asarray(b)[:, -1]
@@ -415,7 +414,7 @@ class Ensemble:
         """Seed ``i`` as a Trajectory (for the table, plots and invariants)."""
         from linsim.trajectory import Trajectory
 
-        steps = int(round((self.ts[-1] - self.ts[0]) / self.config.solver.dt)) if self.kind == "sgd" else 0
+        steps = int(round((self.ts[-1] - self.ts[0]) / time_per_step(self.config))) if self.kind == "sgd" else 0
         return Trajectory.from_states(self.config, self.ts, {k: v[i] for k, v in self.states.items()}, steps=steps)
 
     def summary(self) -> dict[str, Any]:
