@@ -30,8 +30,17 @@ STAGES = {"resnet18": (2, 2, 2, 2), "resnet-tiny": (1, 1, 1, 1)}
 WIDTHS = (64, 128, 256, 512)
 
 
-def _bn(n: int, affine: bool = True) -> eqx.nn.BatchNorm:
-    return eqx.nn.BatchNorm(n, axis_name="batch", momentum=BN_MOMENTUM, mode="batch", dtype=F32,
+class BatchNorm(eqx.nn.BatchNorm):
+    """``eqx.nn.BatchNorm`` whose output keeps the input's dtype (its inference-mode debiasing
+    ``momentum ** counter`` is float64 when JAX runs in 64-bit mode)."""
+
+    def __call__(self, x, state, *, key=None, inference=None):
+        y, state = super().__call__(x, state, key=key, inference=inference)
+        return y.astype(x.dtype), state
+
+
+def _bn(n: int, affine: bool = True) -> BatchNorm:
+    return BatchNorm(n, axis_name="batch", momentum=BN_MOMENTUM, mode="batch", dtype=F32,
                             channelwise_affine=affine)
 
 
@@ -49,9 +58,9 @@ class BasicBlock(eqx.Module):
     """Two 3x3 conv-BN layers with an identity (or 1x1 conv-BN) shortcut (He et al. 2016, Fig. 2)."""
 
     conv1: eqx.nn.Conv2d
-    bn1: eqx.nn.BatchNorm
+    bn1: BatchNorm
     conv2: eqx.nn.Conv2d
-    bn2: eqx.nn.BatchNorm
+    bn2: BatchNorm
     short_conv: eqx.nn.Conv2d | None
     short_bn: eqx.nn.BatchNorm | None
 
@@ -76,7 +85,7 @@ class ResNet(eqx.Module):
     """ResNet backbone without the classifier: image (3, H, W) -> globally pooled features (512 * width,)."""
 
     stem: eqx.nn.Conv2d
-    stem_bn: eqx.nn.BatchNorm
+    stem_bn: BatchNorm
     pool: eqx.nn.MaxPool2d | None
     blocks: tuple[BasicBlock, ...]
     feature_dim: int = eqx.field(static=True)
@@ -111,7 +120,7 @@ class MLPHead(eqx.Module):
     """Linear -> BatchNorm -> ReLU -> Linear (BYOL's projector, and the 'mlp' predictor)."""
 
     fc1: eqx.nn.Linear
-    bn: eqx.nn.BatchNorm
+    bn: BatchNorm
     fc2: eqx.nn.Linear
 
     def __init__(self, cin: int, hidden: int, cout: int, key):
@@ -254,6 +263,21 @@ def apply(module: Callable, state: eqx.nn.State, x, *, inference: bool = False):
     (outputs, new state). With ``inference`` the running statistics are used and the state is unchanged."""
     call = eqx.nn.inference_mode(module, value=True) if inference else module
     return jax.vmap(call, axis_name="batch", in_axes=(0, None), out_axes=(0, None))(x, state)
+
+
+def apply_views(module: Callable, state: eqx.nn.State, x):
+    """Apply a per-example module to views ``x`` (V, B, ...) in train mode, batch-norm statistics per view.
+
+    The views run as one vmapped program (one trace, larger convolutions); the running statistics then
+    move once, with the mean over the views of their batch statistics (a sequential PyTorch-style forward
+    moves them once per view; only inference-mode evaluation reads them)."""
+    per_view = jax.vmap(module, axis_name="batch", in_axes=(0, None), out_axes=(0, None))
+    y, states = jax.vmap(per_view, in_axes=(0, None), out_axes=(0, 0))(x, state)
+
+    def merge(leaf):
+        return jnp.mean(leaf, axis=0) if jnp.issubdtype(leaf.dtype, jnp.inexact) else leaf[0]
+
+    return y, jax.tree_util.tree_map(merge, states)
 
 
 def to_chw(images):
