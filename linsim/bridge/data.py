@@ -239,11 +239,20 @@ def _need_file(path: Path) -> Path:
 
 def _numpy_globals() -> dict[tuple[str, str], object]:
     """The only globals a CIFAR-10 pickle may reference: numpy's array reconstruction machinery."""
-    core = importlib.import_module("numpy._core.multiarray" if hasattr(np, "_core") else "numpy.core.multiarray")
-    allowed: dict[tuple[str, str], object] = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+    pkg = "numpy._core" if hasattr(np, "_core") else "numpy.core"
+    core = importlib.import_module(f"{pkg}.multiarray")
+    numeric = importlib.import_module(f"{pkg}.numeric")
+    import codecs
+
+    allowed: dict[tuple[str, str], object] = {
+        ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): codecs.encode,  # how Python 3's protocol 2 pickles the bytes of an array
+    }
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "_reconstruct")] = core._reconstruct
         allowed[(mod, "scalar")] = core.scalar
+    for mod in ("numpy.core.numeric", "numpy._core.numeric"):
+        allowed[(mod, "_frombuffer")] = numeric._frombuffer  # protocol 5
     return allowed
 
 
