@@ -9,9 +9,11 @@ import linsim as ls
 from linsim.io import atomic_savefig, atomic_savez
 
 
-def grid_modes(p0, s0, *, eta, alpha_p=1.0, sigma2=0.5, beta=float("inf"), t_max=400.0, n_save=201, rtol=1e-8):
+def grid_modes(p0, s0, *, eta, alpha_p=1.0, sigma2=0.5, beta=float("inf"), t_max=400.0, n_save=201, rtol=1e-8,
+               ts=None):
     """Integrate one per-mode system per (p0, s0) pair at once: the modes model is elementwise, so a grid
-    of initial conditions is just a vector of modes with identical statistics."""
+    of initial conditions is just a vector of modes with identical statistics. ``ts``: save times (default
+    n_save evenly spaced; pass ``log_times`` for curves that must follow fast early motion)."""
     p0, s0 = np.ravel(p0), np.ravel(s0)
     m = p0.size
     cfg = ls.Config(
@@ -20,7 +22,12 @@ def grid_modes(p0, s0, *, eta, alpha_p=1.0, sigma2=0.5, beta=float("inf"), t_max
         solver=ls.Solver(t_max=t_max, n_save=n_save, rtol=rtol, atol=1e-12),
     )
     w0 = np.sqrt(s0)
-    return ls.simulate(cfg, y0={"p": p0, "w": w0, "wa": w0.copy()})
+    return ls.simulate(cfg, ts=ts, y0={"p": p0, "w": w0, "wa": w0.copy()})
+
+
+def log_times(t_max: float, n: int = 1500, t_min: float = 1e-3) -> np.ndarray:
+    """Save times 0, then n log-spaced from t_min to t_max: dense where the flow is fast (drawn curves, not chords)."""
+    return np.concatenate([[0.0], np.geomspace(t_min, t_max, n)])
 
 
 def save(fig, out: Path, name: str, **data) -> list[Path]:

@@ -174,3 +174,55 @@ def tau_ema(ts, ps, beta):
     integral = np.concatenate([[0.0], np.cumsum(0.5 * (g[1:] + g[:-1]) * np.diff(ts))])
     num = ps[0] * np.exp(-beta * ts[-1]) + beta * integral
     return np.exp(-beta * (ts - ts[-1])) * num / ps
+
+
+# ------------------------------------------------------------------ eta > 0: the basin edge (docs/theory_dynamics.md)
+
+
+def _ps_field(p, s, x, xp, eta, eta_p, alpha_p):
+    """The tau = 1 (SimSiam) per-mode field in (p, s): dp = a_p s (x - k p) - eta_p p, ds = 2 s (p (x - k p) - eta)."""
+    g = x - (x + xp) * p
+    return alpha_p * s * g - eta_p * p, 2.0 * s * (p * g - eta)
+
+
+def basin_boundary(eta, alpha_p=1.0, sigma2=0.5, x=1.0, eta_p=None, p_lim=(-2.0, 2.0), s_max=3.0, delta=1e-7):
+    """Edge of the collapse basin for eta > 0, tau = 1: the two branches of the stable manifold of the saddle p-.
+
+    Each branch is integrated backwards in time (scipy LSODA, rtol 1e-10) from p- +/- delta * v, v the
+    Jacobian's stable eigenvector, until it leaves p_lim x (0, s_max]. Returns a list of two (2, n) arrays
+    [p; s], each starting at the saddle; [] where p- does not exist (eta = 0 or eta >= eta_c). The collapse
+    basin is the region below/left of this curve that contains the origin (docs/theory_dynamics.md, basins).
+    """
+    from scipy.integrate import solve_ivp
+
+    fp = fixed_points(eta, alpha_p, sigma2, x=x, eta_p=eta_p)
+    eta_p = eta if eta_p is None else eta_p
+    if not fp.exists or eta == 0:
+        return []
+    xp = sigma2
+    k = x + xp
+    p0, s0 = fp.p_minus, fp.s_minus
+    # Jacobian of the (p, s) field at the saddle (analytic)
+    g = x - k * p0
+    J = np.array([[-alpha_p * s0 * k - eta_p, alpha_p * g], [2.0 * s0 * (g - k * p0), 2.0 * (p0 * g - eta)]])
+    lam, vec = np.linalg.eig(J)
+    v = np.real(vec[:, int(np.argmin(np.real(lam)))])
+    v = v / np.linalg.norm(v)
+
+    def back(t, y):
+        dp, ds = _ps_field(y[0], y[1], x, xp, eta, eta_p, alpha_p)
+        return [-dp, -ds]
+
+    def leave(t, y):
+        return min(y[0] - p_lim[0], p_lim[1] - y[0], s_max - y[1], y[1])
+
+    leave.terminal = True
+    scale = max(abs(p0), s0, 1e-3)
+    branches = []
+    for sign in (1.0, -1.0):
+        y0 = [p0 + sign * delta * scale * v[0], s0 + sign * delta * scale * v[1]]
+        sol = solve_ivp(back, (0.0, 1e5), y0, method="LSODA", rtol=1e-10, atol=1e-14, events=leave, dense_output=False,
+                        max_step=np.inf)
+        path = np.concatenate([[[p0], [s0]], sol.y], axis=1)
+        branches.append(path)
+    return branches
