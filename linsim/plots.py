@@ -19,8 +19,17 @@ STYLE = {
 }
 
 
+MAX_LINES = 48  # at most this many modes are drawn: a plot's cost stays bounded for any n
+
+
 def _mode_colors(m: int):
     return plt.cm.viridis(np.linspace(0.0, 0.9, max(m, 1)))
+
+
+def shown_modes(m: int, cap: int = MAX_LINES) -> list[tuple[int, object]]:
+    """(mode index, colour) of the modes to draw: all of them, or ``cap`` evenly spaced ones for large m."""
+    idx = np.arange(m) if m <= cap else np.unique(np.linspace(0, m - 1, cap).round().astype(int))
+    return list(zip(idx.tolist(), _mode_colors(len(idx))))
 
 
 def _isotropic_sigma2(traj) -> float | None:
@@ -30,50 +39,79 @@ def _isotropic_sigma2(traj) -> float | None:
     return None
 
 
+def _positive_times(traj):
+    """Mask of saved times t > 0 (the flows are drawn on a log time axis, where the fast early motion shows)."""
+    return np.asarray(traj.ts) > 0
+
+
 def plot_flows(ax_p, ax_s, traj) -> None:
-    """p_j(t) and s_j(t) per mode, collapsed modes dashed, the fixed point p+ as a dotted line."""
+    """p_j(t) and s_j(t) per mode on a log time axis, collapsed modes dashed, the fixed point p+ dotted."""
     colors = _mode_colors(traj.s.shape[1])
+    keep = _positive_times(traj)
+    ts = np.asarray(traj.ts)[keep]
     for j, c in enumerate(colors):
         ls = "--" if traj.collapsed[j] else "-"
-        ax_p.plot(traj.ts, traj.p[:, j], ls, color=c, lw=1.2)
-        ax_s.semilogy(traj.ts, np.maximum(traj.s[:, j], 1e-300), ls, color=c, lw=1.2)
+        ax_p.plot(ts, traj.p[keep, j], ls, color=c, lw=1.2)
+        ax_s.plot(ts, np.maximum(traj.s[keep, j], 1e-300), ls, color=c, lw=1.2)
     sigma2 = _isotropic_sigma2(traj)
     h = traj.config.hyper
     if sigma2 is not None:
         fp = fixed_points(h.eta, h.alpha_p, sigma2, eta_p=h.eta_p_value)
         if fp.exists:
             ax_p.axhline(fp.p_plus, color="k", ls=":", lw=1, label=f"p+ = {fp.p_plus:.4f}")
-            ax_p.legend(loc="best", frameon=False)
-    ax_p.set(xlabel="t", ylabel="p_j (predictor eigenvalue)", title="predictor eigenvalues")
-    ax_s.set(xlabel="t", ylabel="s_j (eigenvalue of F)", title="online eigenvalues (log)")
+            ax_s.axhline(fp.s_plus, color="k", ls=":", lw=1, label=f"s+ = {fp.s_plus:.4f}")
+    for ax in (ax_p, ax_s):
+        ax.set_xscale("log")
+    ax_s.set_yscale("log")
+    ax_p.set(xlabel="t (log scale)", ylabel="p_j (eigenvalue of Wp)", title="predictor eigenvalues p_j(t)")
+    ax_s.set(xlabel="t (log scale)", ylabel="s_j (eigenvalue of F, log scale)", title="online eigenvalues s_j(t)")
     ax_s.set_ylim(bottom=max(1e-12, np.nanmin(np.maximum(traj.s, 1e-12))))
 
 
-def plot_phase_plane(ax, traj) -> None:
-    """Trajectories in the (p, s) plane with the invariant parabolas s = p^2/alpha_p + e^{-2 eta t} c_j (sec 3.3)."""
+def _legend_below(ax, ncol: int = 2) -> None:
+    """A legend under the axes, so that no curve runs through it."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=ncol, frameon=False, fontsize=7)
+
+
+def plot_phase_plane(ax, traj, log_s: bool = False) -> None:
+    """Trajectories in the (p, s) plane with the invariant parabolas s = p^2/alpha_p + e^{-2 eta t} c_j.
+
+    ``log_s``: s on a log axis (shows modes collapsing to s -> 0). Theory: docs/theory_dynamics.md (invariants).
+    """
     h = traj.config.hyper
     colors = _mode_colors(traj.s.shape[1])
     pmin, pmax = float(np.nanmin(traj.p)), float(np.nanmax(traj.p))
     span = max(pmax - pmin, 0.2)
     grid = np.linspace(pmin - 0.1 * span, pmax + 0.1 * span, 400)
-    ax.plot(grid, grid**2 / h.alpha_p, "k-", lw=1, label="s = p²/α_p (balanced)")
+    smax = float(np.nanmax(traj.s))
+    if not log_s:
+        ax.plot(grid, grid**2 / h.alpha_p, "k-", lw=1, label="s = p²/α_p (balanced)")
+        for j, c in enumerate(colors):
+            c0 = traj.p[0, j] ** 2 / h.alpha_p - traj.s[0, j]
+            ax.plot(grid, grid**2 / h.alpha_p - c0, ":", color=c, lw=0.8,
+                    label="initial parabolas s = p²/α_p + c_j" if j == 0 else None)
     for j, c in enumerate(colors):
-        c0 = traj.p[0, j] ** 2 / h.alpha_p - traj.s[0, j]
-        ax.plot(grid, grid**2 / h.alpha_p - c0, ":", color=c, lw=0.8)
-        ax.plot(traj.p[:, j], traj.s[:, j], "-", color=c, lw=1.4)
-        ax.plot(traj.p[0, j], traj.s[0, j], "o", color=c, ms=3)
-        ax.plot(traj.p[-1, j], traj.s[-1, j], "x" if traj.collapsed[j] else "*", color=c, ms=6)
+        s = np.maximum(traj.s[:, j], 1e-300) if log_s else traj.s[:, j]
+        ax.plot(traj.p[:, j], s, "--" if traj.collapsed[j] else "-", color=c, lw=1.4)
+        ax.plot(traj.p[0, j], s[0], "o", color=c, ms=4, zorder=5, clip_on=False)
+        ax.plot(traj.p[-1, j], max(s[-1], 1e-300) if log_s else s[-1], "x" if traj.collapsed[j] else "*",
+                color=c, ms=7, zorder=5, clip_on=False)
     sigma2 = _isotropic_sigma2(traj)
     if sigma2 is not None:
         fp = fixed_points(h.eta, h.alpha_p, sigma2, eta_p=h.eta_p_value)
         if fp.exists and h.eta > 0:
-            ax.plot([fp.p_plus], [fp.s_plus], "k*", ms=10, label="p+ (stable)")
-            ax.plot([fp.p_minus], [fp.s_minus], "ks", mfc="none", ms=7, label="p- (saddle)")
-    ax.plot([0], [0], "kx", ms=7, label="collapse (0, 0)")
-    smax = float(np.nanmax(traj.s))
-    ax.set_ylim(-0.02 * max(smax, 0.1), 1.15 * max(smax, 0.1))
-    ax.set(xlabel="p", ylabel="s", title="(p, s) plane; dotted: initial parabolas")
-    ax.legend(loc="upper left", frameon=False, fontsize=7)
+            ax.plot([fp.p_plus], [fp.s_plus], "k*", ms=11, mfc="none", zorder=6, label="p+ (stable)")
+            ax.plot([fp.p_minus], [fp.s_minus], "ks", mfc="none", ms=7, zorder=6, label="p− (saddle)")
+    if log_s:
+        floor = max(1e-12, float(np.nanmin(np.maximum(traj.s, 1e-12))))
+        ax.set_yscale("log")
+        ax.set_ylim(floor, 2 * max(smax, 1e-3))
+        ax.set(xlabel="p", ylabel="s (log scale)", title="(p, s) plane, log s (dashed: collapsed)")
+    else:
+        ax.plot([0], [0], "kX", ms=7, zorder=4, clip_on=False, label="collapse (0, 0)")
+        ax.set_ylim(-0.03 * max(smax, 0.1), 1.1 * max(smax, 0.1))
+        ax.set(xlabel="p", ylabel="s", title="(p, s) plane (dot: start; star: end; x: collapsed)")
+    _legend_below(ax)
 
 
 def plot_matrix_diagnostics(ax, traj) -> None:
@@ -87,17 +125,23 @@ def plot_matrix_diagnostics(ax, traj) -> None:
 
 
 def plot_run(traj):
-    """The figure written by ``linsim simulate``: flows plus the (p, s) plane (modes) or diagnostics (matrix)."""
+    """The figure written by ``linsim simulate``: flows on a log time axis, plus the (p, s) plane in linear and
+    log s (modes model) or the alignment diagnostics (matrix model)."""
+    modes = traj.config.model == "modes"
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
+        fig, axes = plt.subplots(1, 4 if modes else 3, figsize=(17 if modes else 13, 4.4), layout="constrained")
         plot_flows(axes[0], axes[1], traj)
-        if traj.config.model == "modes":
+        _legend_below(axes[0], 1)
+        if axes[1].get_legend_handles_labels()[0]:
+            _legend_below(axes[1], 1)
+        if modes:
             plot_phase_plane(axes[2], traj)
+            plot_phase_plane(axes[3], traj, log_s=True)
         else:
             plot_matrix_diagnostics(axes[2], traj)
         h = traj.config.hyper
         fig.suptitle(
             f"{traj.config.model} model: eta={h.eta:g}, beta={h.beta:g}, alpha_p={h.alpha_p:g}, "
-            f"{int(traj.collapsed.sum())}/{traj.s.shape[1]} modes collapsed, status {traj.status}"
+            f"{int(traj.collapsed.sum())}/{traj.s.shape[1]} modes collapsed (dashed), status {traj.status}"
         )
     return fig
