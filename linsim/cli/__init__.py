@@ -7,5 +7,6 @@ from linsim.cli import sweep  # noqa: F401,E402
 from linsim.cli import spectral  # noqa: F401,E402
 from linsim.cli import metrics  # noqa: F401,E402
 from linsim.cli import figures  # noqa: F401,E402
+from linsim.cli import bridge  # noqa: F401,E402  (`bridge train`, `bridge show`)
 
 __all__ = ["app", "main"]
