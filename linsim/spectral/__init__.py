@@ -1,5 +1,6 @@
-"""Spectral theory of joint-embedding SSL (theory note §2, §4, §5, §6.3): pairwise graphs, graph-form losses,
-closed-form optima (non-parametric and linear), gradient-descent comparison, multi-view losses, stepwise BT.
+"""Spectral theory of joint-embedding SSL (docs/spectral.md): pairwise graphs, graph-form losses, closed-form
+optima (non-parametric and linear) with their domains, exact or certified optima outside them, gradient-descent
+comparison, multi-view losses, stepwise BT.
 
     >>> import linsim.spectral as sp
     >>> data = sp.gaussian_classes(seed=0)
@@ -27,7 +28,19 @@ from linsim.spectral.closed_forms import (  # noqa: F401
     vicreg_low_data_weights,
     vicreg_sigma,
 )
-from linsim.spectral.compare import closed_form_vs_gd, probe_accuracy  # noqa: F401
+from linsim.spectral.compare import SpectralSolution, closed_form_vs_gd, probe_accuracy, solve  # noqa: F401
+from linsim.spectral.exact import (  # noqa: F401
+    barlow_certified_weights,
+    barlow_zero_loss_mixing,
+    barlow_zero_loss_weights,
+    simclr_class_centres,
+    simclr_collapsed_loss,
+    spectral_contrastive_encoder_weights,
+    vicreg_finite_beta_optimum,
+    vicreg_reduced_loss,
+    vicreg_unit_variance_optimum,
+    whitened_cca,
+)
 from linsim.spectral.datasets import Dataset, gaussian_classes, two_view  # noqa: F401
 from linsim.spectral.graphs import (  # noqa: F401
     centering,
@@ -62,7 +75,7 @@ from linsim.spectral.multiview import (  # noqa: F401
     multiview_vicreg_loss,
     orthogonality_rank_study,
 )
-from linsim.spectral.optimize import OptResult, minimize_restarts  # noqa: F401
+from linsim.spectral.optimize import Certified, OptResult, minimize_restarts, multistart  # noqa: F401
 from linsim.spectral.stepwise import (  # noqa: F401
     aligned_trajectory,
     bt_flow_field,
