@@ -104,32 +104,48 @@ def _as_psd(name: str, m: Any, n: int | None = None) -> np.ndarray:
     return (a + a.T) / 2
 
 
-@dataclass(frozen=True)
 class Stats:
-    """Data and augmentation second moments X = E[xbar xbar^T] and X' = E[Var(x'|x)] (section 1.2).
+    """Data and augmentation second moments X = E[xbar xbar^T] and X' = E[Var(x'|x)] (section 1.2 of
+    Tian, Chen & Ganguli, ICML 2021; docs/theory_dynamics.md).
 
     Build with :meth:`isotropic` (X = I, X' = sigma2 I), :meth:`diagonal` (commuting spectra),
     :meth:`matrices` (explicit PSD matrices) or :meth:`from_views` (estimated from paired views).
-    ``x`` and ``xp`` hold the diagonal spectra when the statistics are diagonal, else None.
+    ``x`` and ``xp`` hold the diagonal spectra. Isotropic and diagonal statistics are stored as their
+    diagonals only: the per-mode model never builds an n x n matrix (its cost is linear in n); ``X`` and
+    ``Xp`` are built on first use (by the matrix model). Immutable.
     """
 
-    X: np.ndarray = field(repr=False)
-    Xp: np.ndarray = field(repr=False)
-    kind: str = "isotropic"
+    def __init__(self, X: Any, Xp: Any, kind: str = "isotropic") -> None:
+        X = _as_psd("X", X)
+        Xp = _as_psd("X'", Xp, X.shape[0])
+        self._set(kind=kind, _X=X, _Xp=Xp, _x=None, _xp=None)
 
-    def __post_init__(self) -> None:
-        X = _as_psd("X", self.X)
-        Xp = _as_psd("X'", self.Xp, X.shape[0])
-        object.__setattr__(self, "X", X)
-        object.__setattr__(self, "Xp", Xp)
+    def _set(self, **kw: Any) -> None:
+        for k, v in kw.items():
+            object.__setattr__(self, k, v)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __reduce__(self):
+        return (_stats_from_state, (self.kind, self._X, self._Xp, self._x, self._xp))
+
+    def __repr__(self) -> str:
+        return f"Stats(kind={self.kind!r}, n={self.n})"
+
+    @classmethod
+    def _from_diagonals(cls, x: np.ndarray, xp: np.ndarray, kind: str) -> "Stats":
+        obj = cls.__new__(cls)
+        obj._set(kind=kind, _X=None, _Xp=None, _x=x, _xp=xp)
+        return obj
 
     @classmethod
     def isotropic(cls, n: int, sigma2: float = 0.5) -> "Stats":
         sigma2 = _finite("sigma2", sigma2)
-        if sigma2 < 0:
-            raise LinsimError(f"sigma2 (augmentation variance) must be >= 0, got {sigma2:g}")
+        if not (sigma2 >= 0 and math.isfinite(sigma2)):
+            raise LinsimError(f"sigma2 (augmentation variance) must be finite and >= 0, got {sigma2:g}")
         n = _dim("n", n)
-        return cls(np.eye(n), sigma2 * np.eye(n), "isotropic")
+        return cls._from_diagonals(np.ones(n), np.full(n, sigma2), "isotropic")
 
     @classmethod
     def diagonal(cls, x: Any, xp: Any) -> "Stats":
@@ -141,7 +157,7 @@ class Stats:
             raise LinsimError("spectra contain NaN or inf")
         if np.any(x < 0) or np.any(xp < 0):
             raise LinsimError("data and augmentation variances must be >= 0 (X, X' must be PSD)")
-        return cls(np.diag(x), np.diag(xp), "diagonal")
+        return cls._from_diagonals(x.copy(), xp.copy(), "diagonal")
 
     @classmethod
     def matrices(cls, X: Any, Xp: Any) -> "Stats":
@@ -165,25 +181,41 @@ class Stats:
         return cls(X, Xp, "samples")
 
     @property
+    def X(self) -> np.ndarray:
+        """The n x n data moment (built on first use for diagonal statistics)."""
+        if self._X is None:
+            object.__setattr__(self, "_X", np.diag(self._x))
+        return self._X
+
+    @property
+    def Xp(self) -> np.ndarray:
+        """The n x n augmentation moment (built on first use for diagonal statistics)."""
+        if self._Xp is None:
+            object.__setattr__(self, "_Xp", np.diag(self._xp))
+        return self._Xp
+
+    @property
     def n(self) -> int:
-        return int(self.X.shape[0])
+        return int(self._x.shape[0] if self._x is not None else self._X.shape[0])
 
     @property
     def is_diagonal(self) -> bool:
+        if self._x is not None:
+            return True
         off = lambda a: np.max(np.abs(a - np.diag(np.diag(a)))) if a.size > 1 else 0.0  # noqa: E731
-        return bool(off(self.X) == 0 and off(self.Xp) == 0)
+        return bool(off(self._X) == 0 and off(self._Xp) == 0)
 
     @property
     def x(self) -> np.ndarray:
-        return np.diag(self.X).copy()
+        return (self._x if self._x is not None else np.diag(self._X)).copy()
 
     @property
     def xp(self) -> np.ndarray:
-        return np.diag(self.Xp).copy()
+        return (self._xp if self._xp is not None else np.diag(self._Xp)).copy()
 
     def to_json(self) -> dict:
         if self.kind == "isotropic":
-            return {"kind": "isotropic", "n": self.n, "sigma2": float(self.Xp[0, 0])}
+            return {"kind": "isotropic", "n": self.n, "sigma2": float(self.xp[0])}
         if self.is_diagonal:
             return {"kind": "diagonal", "x": self.x, "xp": self.xp}
         return {"kind": self.kind, "X": self.X, "Xp": self.Xp}
@@ -195,6 +227,13 @@ class Stats:
         if d["kind"] == "diagonal":
             return cls.diagonal(d["x"], d["xp"])
         return cls(np.asarray(d["X"]), np.asarray(d["Xp"]), d["kind"])
+
+
+def _stats_from_state(kind, X, Xp, x, xp) -> Stats:
+    """Unpickle a Stats (no re-validation: it was validated when built)."""
+    obj = Stats.__new__(Stats)
+    obj._set(kind=kind, _X=X, _Xp=Xp, _x=x, _xp=xp)
+    return obj
 
 
 def _clip_psd(a: np.ndarray) -> np.ndarray:

@@ -46,10 +46,9 @@ def _positive_times(traj):
 
 def plot_flows(ax_p, ax_s, traj) -> None:
     """p_j(t) and s_j(t) per mode on a log time axis, collapsed modes dashed, the fixed point p+ dotted."""
-    colors = _mode_colors(traj.s.shape[1])
     keep = _positive_times(traj)
     ts = np.asarray(traj.ts)[keep]
-    for j, c in enumerate(colors):
+    for j, c in shown_modes(traj.s.shape[1]):
         ls = "--" if traj.collapsed[j] else "-"
         ax_p.plot(ts, traj.p[keep, j], ls, color=c, lw=1.2)
         ax_s.plot(ts, np.maximum(traj.s[keep, j], 1e-300), ls, color=c, lw=1.2)
@@ -79,18 +78,18 @@ def plot_phase_plane(ax, traj, log_s: bool = False) -> None:
     ``log_s``: s on a log axis (shows modes collapsing to s -> 0). Theory: docs/theory_dynamics.md (invariants).
     """
     h = traj.config.hyper
-    colors = _mode_colors(traj.s.shape[1])
+    colors = shown_modes(traj.s.shape[1])  # (mode, colour): at most MAX_LINES of them
     pmin, pmax = float(np.nanmin(traj.p)), float(np.nanmax(traj.p))
     span = max(pmax - pmin, 0.2)
     grid = np.linspace(pmin - 0.1 * span, pmax + 0.1 * span, 400)
     smax = float(np.nanmax(traj.s))
     if not log_s:
         ax.plot(grid, grid**2 / h.alpha_p, "k-", lw=1, label="s = p²/α_p (balanced)")
-        for j, c in enumerate(colors):
+        for i, (j, c) in enumerate(colors):
             c0 = traj.p[0, j] ** 2 / h.alpha_p - traj.s[0, j]
             ax.plot(grid, grid**2 / h.alpha_p - c0, ":", color=c, lw=0.8,
-                    label="initial parabolas s = p²/α_p + c_j" if j == 0 else None)
-    for j, c in enumerate(colors):
+                    label="initial parabolas s = p²/α_p + c_j" if i == 0 else None)
+    for j, c in colors:
         s = np.maximum(traj.s[:, j], 1e-300) if log_s else traj.s[:, j]
         ax.plot(traj.p[:, j], s, "--" if traj.collapsed[j] else "-", color=c, lw=1.4)
         ax.plot(traj.p[0, j], s[0], "o", color=c, ms=4, zorder=5, clip_on=False)
@@ -143,5 +142,6 @@ def plot_run(traj):
         fig.suptitle(
             f"{traj.config.model} model: eta={h.eta:g}, beta={h.beta:g}, alpha_p={h.alpha_p:g}, "
             f"{int(traj.collapsed.sum())}/{traj.s.shape[1]} modes collapsed (dashed), status {traj.status}"
+            + (f"; {len(shown_modes(traj.s.shape[1]))} of {traj.s.shape[1]} modes drawn" if traj.s.shape[1] > MAX_LINES else "")
         )
     return fig

@@ -1,4 +1,4 @@
-"""`linsim spectral METHOD`: closed-form optimum vs gradient descent for one SSL loss on a pairwise graph (§2.5-2.6)."""
+"""`linsim spectral METHOD`: closed form (domain checked), certified optimum and gradient descent for one SSL loss\non a pairwise graph (docs/spectral.md)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +10,7 @@ import typer
 from linsim.cli._app import app, check_out, cli_command, default_out
 from linsim.errors import LinsimError
 from linsim.metrics import rankme
-from linsim.spectral.compare import closed_form_vs_gd, probe_accuracy
+from linsim.spectral.compare import probe_accuracy, solve
 
 METHODS = ("vicreg", "simclr", "barlow", "spectral-contrastive")
 GRAPHS = ("label", "two-view", "knn", "nuisance")
@@ -18,15 +18,35 @@ GRAPHS = ("label", "two-view", "knn", "nuisance")
 OUTPUTS = ("spectral.png", "summary.json", "config.json")
 
 
+def spectral_memory_check(N: int, D: int, rows: str, cols: str) -> None:
+    """Refuse (exit 2) a problem whose N x N graph and D x D moments would not fit (linsim.limits)."""
+    from linsim.limits import check_memory
+
+    check_memory({"the N x N graph": (8.0 * 8 * N * N, rows), "the D x D moments": (8.0 * 8 * D * D, cols),
+                  "the data": (8.0 * 4 * N * D, rows)}, f"spectral on N={N} points in D={D} dimensions")
+
+
 def _load(path: Optional[Path], what: str, ndim: int) -> Optional[np.ndarray]:
+    """Read one .npy array (refusing other formats, pickles and wrong shapes in one line, before computing)."""
     if path is None:
         return None
-    if not Path(path).is_file():
+    path = Path(path)
+    if not path.is_file():
         raise LinsimError(f"{what} file {path} does not exist")
+    if path.suffix.lower() != ".npy":
+        raise LinsimError(f"{what} file {path}: expected a .npy file written by numpy.save, found suffix "
+                          f"{path.suffix or '(none)'!r}")
     try:
         arr = np.load(path, allow_pickle=False)
+    except ValueError as err:
+        why = "it holds pickled Python objects" if "pickle" in str(err) else str(err).splitlines()[0]
+        raise LinsimError(f"cannot read {what} file {path} as a .npy array: {why}") from None
     except Exception as err:  # noqa: BLE001 - any unreadable file is bad input
-        raise LinsimError(f"cannot read {what} file {path} as .npy: {err}") from None
+        raise LinsimError(f"cannot read {what} file {path} as a .npy array: {str(err).splitlines()[0]}") from None
+    if not isinstance(arr, np.ndarray):  # a .npz archive renamed .npy
+        if hasattr(arr, "close"):
+            arr.close()
+        raise LinsimError(f"{what} file {path} is a .npz archive, not a single .npy array")
     if arr.ndim != ndim:
         raise LinsimError(f"{what} must be a {ndim}-D array, found shape {arr.shape}")
     if ndim == 2:
@@ -34,6 +54,12 @@ def _load(path: Optional[Path], what: str, ndim: int) -> Optional[np.ndarray]:
             raise LinsimError(f"{what} must hold real numbers, found dtype {arr.dtype}")
         if not np.all(np.isfinite(arr)):
             raise LinsimError(f"{what} must be finite numbers, found {int(np.sum(~np.isfinite(arr)))} non-finite entries")
+    else:  # labels / nuisance: any kind of value (integers, strings, ...), encoded as 0..C-1
+        if np.iscomplexobj(arr) or arr.dtype.kind not in "biufUS":
+            raise LinsimError(f"{what} must hold integers or strings, found dtype {arr.dtype}")
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise LinsimError(f"{what} must be finite, found {int(np.sum(~np.isfinite(arr)))} non-finite entries")
+        arr = np.unique(arr, return_inverse=True)[1].reshape(-1)
     return arr
 
 
@@ -61,7 +87,11 @@ def spectral(
     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default runs/spectral-<time>)"),
     force: bool = typer.Option(False, "--force", help="replace linsim's outputs in an existing output folder (a folder holding other files is refused)"),
 ) -> None:
-    """Closed-form optimum of an SSL loss on a pairwise graph vs gradient descent (theory note §2.5-2.6)."""
+    """Closed-form optimum of an SSL loss on a pairwise graph, checked against its domain, vs gradient descent.
+
+    Outside a closed form's domain the command says so and reports the best optimum it can certify instead
+    (docs/spectral.md, "Closed forms and their domains").
+    """
     import linsim.spectral as sp
     from linsim.io import atomic_dir, atomic_savefig, atomic_write_json, dumps
 
@@ -69,7 +99,8 @@ def spectral(
         raise LinsimError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if graph not in GRAPHS:
         raise LinsimError(f"unknown graph {graph!r}; choose one of {', '.join(GRAPHS)}")
-    for name, v, lo in (("--dim", dim, 1), ("--k", k, 1), ("--gd-starts", gd_starts, 1), ("--classes", classes, 2),
+    for name, v, lo in (("--seed", seed, 0), ("--dim", dim, 1), ("--k", k, 1), ("--gd-starts", gd_starts, 1),
+                        ("--classes", classes, 2),
                         ("--n-per-class", n_per_class, 2), ("--input-dim", input_dim, 2)):
         if v < lo:
             raise LinsimError(f"{name} must be >= {lo}, found {v}")
@@ -78,6 +109,9 @@ def spectral(
             raise LinsimError(f"{name} must be a finite number > 0, found {v}")
     out = default_out("spectral") if out is None else out
     check_out(out, force, "spectral", OUTPUTS)
+    if data is None:  # the built-in data: refuse sizes that cannot fit before generating anything
+        spectral_memory_check(2 * classes * n_per_class if graph == "two-view" else classes * n_per_class,
+                              input_dim, "--n-per-class or --classes", "--input-dim")
 
     X = _load(data, "data", 2)
     y = _load(labels, "labels", 1)
@@ -109,6 +143,8 @@ def spectral(
     else:
         G = sp.knn_graph(X, k)
     N, D = X.shape
+    if data is not None:
+        spectral_memory_check(N, D, "the rows of --data", "the columns of --data")
     if method != "simclr" and dim > D:
         raise LinsimError(f"--dim must be <= the input dimension D = {D} for a linear closed form, found {dim}")
     if np.any(G.sum(1) <= 0):
@@ -124,12 +160,10 @@ def spectral(
         "k": k, "dim": dim, "alpha": alpha, "beta": beta, "gamma": gamma, "lambd": lambd, "tau": tau,
         "classes": classes, "n_per_class": n_per_class, "input_dim": input_dim, "gd_starts": gd_starts, "seed": seed,
     }
-    Z, closed, gd, extra = closed_form_vs_gd(method, X, y, G, dim, alpha, beta, gamma, lambd, tau, gd_starts, seed)
+    sol = solve(method, X, y, G, dim, alpha, beta, gamma, lambd, tau, gd_starts, seed)
+    Z, gd, closed = sol.Z, sol.gd, sol.closed_form_loss
     summary = {
-        "method": method, "graph": graph, "N": N, "D": D, "K": dim,
-        "closed_form": extra.pop("closed_form"),
-        "closed_form_loss": closed, "gd_loss": gd.value, "gd_losses": gd.values,
-        "gap_gd_minus_closed": None if closed is None else gd.value - closed,
+        "method": method, "graph": graph, "N": N, "D": D, "K": dim, **sol.summary(),
         "rank": int(np.linalg.matrix_rank(Z - Z.mean(0), tol=1e-8 * max(1.0, np.abs(Z).max()))),
         "rankme": float(rankme(np.asarray(Z))),
         "probe_accuracy": None if y is None else probe_accuracy(Z, y),
@@ -139,7 +173,6 @@ def spectral(
         # beyond C - 1 dims both eigenproblems are degenerate (lambda = 1, r = 0): no unique span to compare
         W, _ = sp.vicreg_linear_weights(X, G, dim)
         summary["lda_subspace_distance"] = sp.subspace_distance(W, sp.fisher_lda(X, y, min(dim, D))[0])
-    summary.update(extra)
 
     import matplotlib
 
@@ -150,10 +183,11 @@ def spectral(
     Zc = Z - Z.mean(0)
     P = Zc @ np.linalg.svd(Zc, full_matrices=False)[2][:2].T if Zc.shape[1] >= 2 else np.hstack([Zc, 0 * Zc])
     axes[0].scatter(P[:, 0], P[:, 1], c=None if y is None else y, s=8, cmap="tab10")
-    axes[0].set_title(f"{method}: closed-form embedding (top-2 PCs)")
+    axes[0].set_title(f"{method}: optimal embedding (top-2 PCs)", fontsize=9)
     axes[1].plot(np.sort(gd.values), "o", label="GD restarts")
-    if closed is not None:
-        axes[1].axhline(closed, color="k", ls="--", label="closed form")
+    axes[1].axhline(sol.optimum_loss, color="k", ls="-", label=f"optimum ({sol.optimum_kind})")
+    if closed is not None and not sol.closed_form_valid:
+        axes[1].axhline(closed, color="r", ls="--", label="closed form (outside its domain)")
     axes[1].set_xlabel("restart (sorted)")
     axes[1].set_ylabel("loss")
     axes[1].legend()
@@ -169,9 +203,20 @@ def spectral(
         return
     fmt = lambda v: "n/a" if v is None else f"{v:.10g}"  # noqa: E731
     typer.echo(f"{method} on {graph} graph: N={N} D={D} K={dim}")
-    typer.echo(f"  closed form        {summary['closed_form']}")
-    typer.echo(f"  closed-form loss   {fmt(closed)}")
-    typer.echo(f"  GD loss (best of {gd_starts}) {fmt(gd.value)}   gap {fmt(summary['gap_gd_minus_closed'])}")
+    typer.echo(f"  closed form        {sol.closed_form}")
+    if sol.closed_form_valid:
+        typer.echo(f"  closed-form loss   {fmt(closed)}   (inside its domain: the optimum)")
+    else:
+        typer.echo(f"  outside the closed form's domain: {sol.reason}")
+        typer.echo(f"  closed-form loss   {fmt(closed)}   (not the optimum here)")
+    spread = sol.optimum_spread
+    how = "" if spread is None else (f"; {spread['n_at_best']} of {spread['restarts']} restarts reach it, "
+                                     f"worst {spread['worst']:.10g}")
+    label = "optimum" if sol.certified else "best found (NOT certified)"
+    typer.echo(f"  {label:<18} {fmt(sol.optimum_loss)}   [{sol.optimum_kind}: {sol.optimum_detail}{how}]")
+    gap = summary["gap_gd_minus_optimum"]
+    verdict = "GD does not beat it" if sol.certified else "GD beat the certified value"
+    typer.echo(f"  GD loss (best of {gd_starts}) {fmt(gd.value)}   gap to optimum {fmt(gap)}   ({verdict})")
     typer.echo(f"  rank {summary['rank']}   RankMe {summary['rankme']:.4f}   probe accuracy {fmt(summary['probe_accuracy'])}")
     if summary["lda_subspace_distance"] is not None:
         typer.echo(f"  subspace distance to Fisher LDA {summary['lda_subspace_distance']:.3g}")
