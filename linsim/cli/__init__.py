@@ -8,5 +8,6 @@ from linsim.cli import spectral  # noqa: F401,E402
 from linsim.cli import metrics  # noqa: F401,E402
 from linsim.cli import figures  # noqa: F401,E402
 from linsim.cli import bridge  # noqa: F401,E402  (`bridge train`, `bridge show`)
+from linsim.cli import compare  # noqa: F401,E402  (`bridge compare`)
 
 __all__ = ["app", "main"]
