@@ -30,7 +30,9 @@ Chen & Ganguli, ICML 2021, section 6), in this order:
 Every random draw and every arithmetic op is float32, whatever ``jax_enable_x64`` says (``import linsim``
 turns it on): the views come back float32 with shape ``(views, B, size, size, 3)``. With ``vmap`` the
 per-image random order of the jitter evaluates all four jitter ops at each of its four stages and selects;
-that costs a few elementwise passes and keeps the whole pipeline one fused, branch-free program.
+that costs a few elementwise passes and keeps the whole pipeline one branch-free program. All random numbers
+of a call come from one ``jax.random.uniform`` draw of shape (views, B, 35): a compact program that compiles
+fast, deterministic in the key.
 
 Per-dataset parameters (:func:`recipe`): CIFAR-10 and STL-10 as in the DirectPred code; STL-10 is not
 normalised there, so its mean is 0 and std 1 here too; the built-in set, ``npz`` and ``digits`` use the
@@ -41,11 +43,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 
 import dm_pix as pix
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from linsim.errors import LinsimError
 
@@ -120,43 +122,51 @@ def recipe(dataset: str, size: int) -> AugmentConfig:
 
 
 # --------------------------------------------------------------------------------------------------
-# single-image ops (vmapped below); images are float32 (H, W, 3) in [0, 1]
+# The random numbers of one view of one image are one row of uniforms, drawn for the whole batch in a
+# single call (one threefry hash to compile instead of a dozen per image); these are their columns.
+_U_AREA = slice(0, _CROP_ATTEMPTS)
+_U_RATIO = slice(_CROP_ATTEMPTS, 2 * _CROP_ATTEMPTS)
+_U_TOP, _U_LEFT, _U_FLIP, _U_JITTER_P, _U_GRAY, _U_BLUR_P, _U_SIGMA = range(2 * _CROP_ATTEMPTS, 2 * _CROP_ATTEMPTS + 7)
+_U_FACTORS = slice(2 * _CROP_ATTEMPTS + 7, 2 * _CROP_ATTEMPTS + 11)
+_U_ORDER = slice(2 * _CROP_ATTEMPTS + 11, 2 * _CROP_ATTEMPTS + 15)
+_N_UNIFORMS = 2 * _CROP_ATTEMPTS + 15
 
 
-def crop_box(key: jax.Array, height: int, width: int, scale: tuple[float, float],
-             ratio: tuple[float, float]) -> jax.Array:
-    """(top, left, h, w) float32 of a torchvision RandomResizedCrop box (10 attempts, centre fallback)."""
-    k_area, k_ratio, k_top, k_left = jax.random.split(key, 4)
+def _lerp(u: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:
+    """U(lo, hi) from U(0, 1)."""
+    return lo + (hi - lo) * u
+
+
+def crop_box(u: jax.Array, height: int, width: int, scale: jax.Array, log_ratio: jax.Array) -> jax.Array:
+    """(top, left, h, w) float32 of a torchvision RandomResizedCrop box (10 attempts, centre fallback).
+
+    ``u`` is this image's row of uniforms, ``scale`` the (lo, hi) area fraction, ``log_ratio`` the (lo, hi)
+    log aspect ratio (width / height).
+    """
     area = F32(height * width)
-    target = area * jax.random.uniform(k_area, (_CROP_ATTEMPTS,), F32, scale[0], scale[1])
-    log_r = jax.random.uniform(k_ratio, (_CROP_ATTEMPTS,), F32, math.log(ratio[0]), math.log(ratio[1]))
-    aspect = jnp.exp(log_r)
+    target = area * _lerp(u[_U_AREA], scale[0], scale[1])
+    aspect = jnp.exp(_lerp(u[_U_RATIO], log_ratio[0], log_ratio[1]))
     w = jnp.round(jnp.sqrt(target * aspect))
     h = jnp.round(jnp.sqrt(target / aspect))
     ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)
     first = jnp.argmax(ok)
-    # torchvision's fallback: the largest centred box whose aspect ratio is clamped into ``ratio``
-    in_ratio = width / height
-    if in_ratio < ratio[0]:
-        fw, fh = float(width), float(round(width / ratio[0]))
-    elif in_ratio > ratio[1]:
-        fh, fw = float(height), float(round(height * ratio[1]))
-    else:
-        fw, fh = float(width), float(height)
     any_ok = jnp.any(ok)
-    h = jnp.where(any_ok, h[first], F32(fh))
-    w = jnp.where(any_ok, w[first], F32(fw))
-    top = jnp.floor(jax.random.uniform(k_top, (), F32) * (F32(height) - h + 1))
-    left = jnp.floor(jax.random.uniform(k_left, (), F32) * (F32(width) - w + 1))
-    top = jnp.where(any_ok, top, jnp.floor((F32(height) - h) / 2))
-    left = jnp.where(any_ok, left, jnp.floor((F32(width) - w) / 2))
+    # torchvision's fallback: the largest centred box whose aspect ratio is clamped into the ratio range
+    in_ratio = F32(width / height)
+    r_lo, r_hi = jnp.exp(log_ratio[0]), jnp.exp(log_ratio[1])
+    fw = jnp.where(in_ratio > r_hi, jnp.round(height * r_hi), F32(width))
+    fh = jnp.where(in_ratio < r_lo, jnp.round(width / r_lo), F32(height))
+    h = jnp.where(any_ok, h[first], fh)
+    w = jnp.where(any_ok, w[first], fw)
+    top = jnp.where(any_ok, jnp.floor(u[_U_TOP] * (height - h + 1)), jnp.floor((height - h) / 2))
+    left = jnp.where(any_ok, jnp.floor(u[_U_LEFT] * (width - w + 1)), jnp.floor((width - w) / 2))
     return jnp.stack([top, left, h, w])
 
 
 def resize_box(image: jax.Array, box: jax.Array, size: int) -> jax.Array:
     """Resample the (top, left, h, w) box of ``image`` to (size, size) (bilinear, antialiased)."""
     top, left, h, w = box[0], box[1], box[2], box[3]
-    sy, sx = F32(size) / h, F32(size) / w
+    sy, sx = size / h, size / w
     scale = jnp.stack([sy, sx])
     translation = jnp.stack([-top * sy, -left * sx])
     return jax.image.scale_and_translate(image, (size, size, image.shape[-1]), (0, 1), scale, translation,
@@ -187,29 +197,33 @@ def _hue(image: jax.Array, delta: jax.Array) -> jax.Array:
     return jnp.clip(pix.adjust_hue(image, delta), 0.0, 1.0)
 
 
-def color_jitter(key: jax.Array, image: jax.Array, strength: tuple[float, float, float, float]) -> jax.Array:
-    """torchvision ``ColorJitter(b, c, s, h)`` on one image: factors drawn per image, random order."""
-    k_f, k_order = jax.random.split(key)
-    kb, kc, ks, kh = jax.random.split(k_f, 4)
-    b, c, s, h = strength
-    factors = (
-        jax.random.uniform(kb, (), F32, max(0.0, 1 - b), 1 + b),
-        jax.random.uniform(kc, (), F32, max(0.0, 1 - c), 1 + c),
-        jax.random.uniform(ks, (), F32, max(0.0, 1 - s), 1 + s),
-        jax.random.uniform(kh, (), F32, -h, h),
-    )
-    ops = [(fn, f) for fn, f, amount in zip((_brightness, _contrast, _saturation, _hue), factors, strength)
-           if amount > 0]
-    if not ops:
+_JITTER_OPS = (_brightness, _contrast, _saturation, _hue)
+
+
+def jitter_factors(u: jax.Array, strength: jax.Array) -> jax.Array:
+    """torchvision ``ColorJitter`` factors: b, c, s ~ U(max(0, 1 - x), 1 + x), hue ~ U(-h, h)."""
+    lo = jnp.concatenate([jnp.maximum(0.0, 1 - strength[:3]), -strength[3:]])
+    hi = jnp.concatenate([1 + strength[:3], strength[3:]])
+    return _lerp(u, lo, hi)
+
+
+def color_jitter(image: jax.Array, factors: jax.Array, order_u: jax.Array, ops: tuple[bool, ...]) -> jax.Array:
+    """torchvision ``ColorJitter`` on one image with the given factors, in the random order ``argsort(order_u)``.
+
+    ``ops`` says which of (brightness, contrast, saturation, hue) are on (a zero strength is off). At each
+    of the stages every op is evaluated and the one the permutation names is picked by indexing a stack
+    (lax.switch, lax.select_n or a where-chain on the batched index give the same values, but XLA on CPU
+    then fuses the ops into one loop that recomputes the contrast mean per pixel, 20-40x slower).
+    """
+    active = [i for i in range(4) if ops[i]]
+    if not active:
         return image
-    # random order: at each stage every op is evaluated and the one the permutation names is picked by
-    # indexing a stack. (lax.switch, lax.select_n or a where-chain on the batched index give the same values,
-    # but XLA on CPU then fuses the ops into one loop that recomputes the contrast mean per pixel: 20-40x
-    # slower; the stack materialises each stage.)
-    order = jax.random.permutation(k_order, len(ops))
-    for stage in range(len(ops)):
-        image = jnp.stack([fn(image, f) for fn, f in ops])[order[stage]]
-    return image
+    order = jnp.argsort(order_u[jnp.asarray(active)])  # a uniformly random permutation of the active ops
+
+    def stage(k: int, x: jax.Array) -> jax.Array:
+        return jnp.stack([_JITTER_OPS[i](x, factors[i]) for i in active])[order[k]]
+
+    return jax.lax.fori_loop(0, len(active), stage, image)
 
 
 def gaussian_blur(image: jax.Array, sigma: jax.Array, kernel: int) -> jax.Array:
@@ -217,7 +231,7 @@ def gaussian_blur(image: jax.Array, sigma: jax.Array, kernel: int) -> jax.Array:
 
     Written out (two passes of ``kernel`` shifted multiply-adds) rather than ``dm_pix.gaussian_blur``: that
     takes one sigma per call, and under ``vmap`` with a sigma per image it becomes a grouped convolution with
-    a kernel per image, ~20x slower on CPU. The tests check both agree.
+    a kernel per image, ~4x slower on CPU. The tests check both agree.
     """
     r = kernel // 2
     height, width = image.shape[0], image.shape[1]
@@ -229,29 +243,54 @@ def gaussian_blur(image: jax.Array, sigma: jax.Array, kernel: int) -> jax.Array:
     return sum(w[j] * rows[j:j + height, :, :] for j in range(kernel))
 
 
-def normalise(image: jax.Array, cfg: AugmentConfig) -> jax.Array:
-    """``(x - mean) / std`` per channel, float32."""
-    return (image - jnp.asarray(cfg.mean, F32)) / jnp.asarray(cfg.std, F32)
+def normalise(image: jax.Array, mean: jax.Array, std: jax.Array) -> jax.Array:
+    """``(x - mean) / std`` per channel."""
+    return (image - mean) / std
 
 
-def _one(key: jax.Array, image: jax.Array, cfg: AugmentConfig) -> jax.Array:
-    """One augmented view of one uint8 (H, W, 3) image: float32 (size, size, 3), normalised."""
-    k_crop, k_flip, k_jit, k_jp, k_gray, k_blur, k_bp = jax.random.split(key, 7)
+# --------------------------------------------------------------------------------------------------
+# the pipeline: structure (sizes, which ops exist) is static; probabilities and strengths are traced,
+# so configs that differ only in numbers share one compiled program
+
+
+def _params(cfg: AugmentConfig) -> dict[str, np.ndarray]:
+    f = np.float32
+    return {
+        "scale": np.asarray(cfg.crop_scale, f), "log_ratio": np.log(np.asarray(cfg.crop_ratio, f)),
+        "flip_p": f(cfg.flip_p), "jitter": np.asarray(cfg.jitter, f), "jitter_p": f(cfg.jitter_p),
+        "gray_p": f(cfg.gray_p), "blur_p": f(cfg.blur_p), "blur_sigma": np.asarray(cfg.blur_sigma, f),
+        "mean": np.asarray(cfg.mean, f), "std": np.asarray(cfg.std, f),
+    }
+
+
+def _structure(cfg: AugmentConfig) -> tuple:
+    ops = tuple(bool(cfg.jitter_p > 0 and x > 0) for x in cfg.jitter)
+    return (cfg.size, ops, cfg.blur_p > 0, cfg.blur_kernel)
+
+
+def _one(u: jax.Array, image: jax.Array, p: dict, structure: tuple) -> jax.Array:
+    """One augmented view of one uint8 (H, W, 3) image from its uniforms ``u``: float32 (size, size, 3)."""
+    size, ops, blur, kernel = structure
     height, width = image.shape[0], image.shape[1]
-    x = image.astype(F32) / F32(255.0)
-    box = crop_box(k_crop, height, width, cfg.crop_scale, cfg.crop_ratio)
-    x = jnp.clip(resize_box(x, box, cfg.size), 0.0, 1.0)
-    if cfg.flip_p > 0:
-        x = jnp.where(jax.random.bernoulli(k_flip, cfg.flip_p), pix.flip_left_right(x), x)
-    if cfg.jitter_p > 0 and max(cfg.jitter) > 0:
-        x = jnp.where(jax.random.bernoulli(k_jp, cfg.jitter_p), color_jitter(k_jit, x, cfg.jitter), x)
-    if cfg.gray_p > 0:
-        x = jnp.where(jax.random.bernoulli(k_gray, cfg.gray_p), jnp.broadcast_to(_gray(x), x.shape), x)
-    if cfg.blur_p > 0:
-        sigma = jax.random.uniform(k_blur, (), F32, cfg.blur_sigma[0], cfg.blur_sigma[1])
-        blurred = gaussian_blur(x, sigma, cfg.blur_kernel)
-        x = blurred if cfg.blur_p >= 1 else jnp.where(jax.random.bernoulli(k_bp, cfg.blur_p), blurred, x)
-    return normalise(x, cfg)
+    x = image.astype(F32) / 255.0
+    x = jnp.clip(resize_box(x, crop_box(u, height, width, p["scale"], p["log_ratio"]), size), 0.0, 1.0)
+    x = jnp.where(u[_U_FLIP] < p["flip_p"], pix.flip_left_right(x), x)
+    if any(ops):
+        jittered = color_jitter(x, jitter_factors(u[_U_FACTORS], p["jitter"]), u[_U_ORDER], ops)
+        x = jnp.where(u[_U_JITTER_P] < p["jitter_p"], jittered, x)
+    x = jnp.where(u[_U_GRAY] < p["gray_p"], jnp.broadcast_to(_gray(x), x.shape), x)
+    if blur:
+        blurred = gaussian_blur(x, _lerp(u[_U_SIGMA], p["blur_sigma"][0], p["blur_sigma"][1]), kernel)
+        x = jnp.where(u[_U_BLUR_P] < p["blur_p"], blurred, x)
+    return normalise(x, p["mean"], p["std"])
+
+
+@functools.partial(jax.jit, static_argnames=("structure", "views"))
+def _augment(key: jax.Array, images: jax.Array, p: dict, structure: tuple, views: int) -> jax.Array:
+    with jax.enable_x64(False):  # every Python float below becomes float32: no float64 op is traced
+        u = jax.random.uniform(key, (views, images.shape[0], _N_UNIFORMS), F32)
+        per_image = jax.vmap(functools.partial(_one, p=p, structure=structure))
+        return jax.vmap(per_image, in_axes=(0, None))(u, images)
 
 
 def _check_batch(images: jax.Array) -> None:
@@ -261,29 +300,32 @@ def _check_batch(images: jax.Array) -> None:
         raise LinsimError(f"augment expects uint8 images, found dtype {images.dtype}")
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "views"))
 def augment(key: jax.Array, images: jax.Array, cfg: AugmentConfig, views: int = 2) -> jax.Array:
-    """``views`` independent augmentations of uint8 (B, H, W, 3) images: float32 (views, B, size, size, 3)."""
+    """``views`` independent augmentations of uint8 (B, H, W, 3) images: float32 (views, B, size, size, 3).
+
+    Jitted (configs differing only in probabilities or strengths share a compilation); callable inside an
+    outer ``jax.jit`` with ``cfg`` and ``views`` static.
+    """
     _check_batch(images)
-    if views < 1:
-        raise LinsimError(f"views must be >= 1, found {views}")
-    n = images.shape[0]
-    with jax.enable_x64(False):  # every Python float below becomes float32: no float64 op is traced
-        keys = jax.vmap(lambda k: jax.random.split(k, n))(jax.random.split(key, views))
-        per_image = jax.vmap(functools.partial(_one, cfg=cfg))
-        return jax.vmap(per_image, in_axes=(0, None))(keys, images)
+    if not (isinstance(views, int) and views >= 1):
+        raise LinsimError(f"views must be a positive integer, found {views!r}")
+    return _augment(key, images, _params(cfg), _structure(cfg), views)
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
-def preprocess(images: jax.Array, cfg: AugmentConfig) -> jax.Array:
-    """No augmentation: centre square crop, resize to (size, size) (bilinear, antialiased), normalise."""
-    _check_batch(images)
+@functools.partial(jax.jit, static_argnames=("size",))
+def _preprocess(images: jax.Array, mean: jax.Array, std: jax.Array, size: int) -> jax.Array:
     height, width = images.shape[1], images.shape[2]
     side = min(height, width)
     top, left = (height - side) // 2, (width - side) // 2
     with jax.enable_x64(False):  # float32 throughout, as in augment
-        x = images[:, top:top + side, left:left + side].astype(F32) / F32(255.0)
-        if side != cfg.size:
-            shape = (x.shape[0], cfg.size, cfg.size, 3)
-            x = jnp.clip(jax.image.resize(x, shape, "linear", antialias=True), 0.0, 1.0)
-        return normalise(x, cfg)
+        x = images[:, top:top + side, left:left + side].astype(F32) / 255.0
+        if side != size:
+            x = jnp.clip(jax.image.resize(x, (x.shape[0], size, size, 3), "linear", antialias=True), 0.0, 1.0)
+        return normalise(x, mean, std)
+
+
+def preprocess(images: jax.Array, cfg: AugmentConfig) -> jax.Array:
+    """No augmentation: centre square crop, resize to (size, size) (bilinear, antialiased), normalise."""
+    _check_batch(images)
+    p = _params(cfg)
+    return _preprocess(images, p["mean"], p["std"], cfg.size)
