@@ -1,71 +1,59 @@
-"""Li, Efros & Pathak (ECCV 2022) Figure 3 from the authors' released spectra: collapse grows with data size.
+"""Li, Efros & Pathak (ECCV 2022), Figure 3, from the authors' released spectra: collapse grows with data size.
 
-Reads ``li2022_resnet18_imagenet_train_sv.npz`` (singular values of centred ResNet-18 SimSiam backbone
-features on ImageNet train, models pretrained on 1-100% of ImageNet; ``../shared/data/li2022``) and writes
+Alexander C. Li, Alexei A. Efros, Deepak Pathak, "Understanding Collapse in Non-Contrastive Siamese Representation
+Learning", ECCV 2022. The spectra ship with linsim (``linsim.data.li2022_spectra()``, MIT licence, see
+``linsim/data/li2022/README.md``): singular values of centred ResNet-18 SimSiam backbone features on ImageNet
+train, for models pretrained on 1-100% of ImageNet. Writes
 
-- ``figures/li2022_collapse.png``: sigma_k (log), sigma_k/sigma_1 (log), CEV_k, and CEV-AUC and RankMe
-  against data % (log x);
-- ``figures/li2022_collapse.csv``: one row per model: data %, CEV-AUC, RankMe, participation ratio,
-  alpha-ReQ (+R^2), k at CEV >= 0.9, sigma_10/sigma_1, sigma_100/sigma_1 (the columns of the theory notes'
-  §3.3 table).
+- ``figures/li2022_collapse.png``: top, sigma_k (log), sigma_k/sigma_1 (log) and the cumulative explained variance
+  CEV_k; bottom, CEV-AUC (the paper's Eq. 2) against data %, RankMe (Garrido et al., ICML 2023) against data %,
+  and AUC against RankMe, one quantity per axis;
+- ``figures/li2022_collapse.csv``: one row per model: data %, CEV-AUC, RankMe, participation ratio, alpha-ReQ
+  (+R^2), k at CEV >= 0.9, sigma_10/sigma_1, sigma_100/sigma_1 (1-based).
 
-Usage: ``python experiments/li2022_collapse.py [--data PATH] [--out DIR]`` (about 2 s).
+What it shows: CEV-AUC rises from 0.6098 (1%) to a peak of 0.8787 at 20% and eases to 0.8714 (50%) and 0.8578
+(100%); RankMe orders the six models exactly in reverse (465.3, 323.6, 186.6, 140.1, 161.4, 165.6; Spearman -1).
+So for this small model, more pretraining data means more dimensional collapse up to 20%, then slightly less.
 
-Result (computed with this script): AUC 0.6098, 0.7480, 0.8449, 0.8787, 0.8714, 0.8578 and RankMe 465.3,
-323.6, 186.6, 140.1, 161.4, 165.6 for 1, 5, 10, 20, 50, 100%: identical to
-``../shared/theory/spectral_and_collapse.md`` §3.3; the two orders are exactly reversed (Spearman -1).
-k at CEV >= 0.9 also matches (430, 310, 238, 189, 193, 221). The §3.3 columns "sigma_10/sigma_1" and
-"sigma_100/sigma_1" are in fact 0-based ``s[10]/s[0]`` and ``s[100]/s[0]`` (sigma_11, sigma_101); this CSV
-uses 1-based sigma_10 and sigma_100 (e.g. 0.605 vs the notes' 0.585 at 1%).
-
-References: Li et al. 2022, arXiv 2209.15007, Eq. 2 and Fig. 3 (``plot_collapse.ipynb``); RankMe,
-Garrido et al. 2023; theory notes §3.2-3.3, §6.1-6.2.
+Usage: ``python experiments/li2022_collapse.py [--data PATH] [--out DIR]`` (about 2 s). Theory: docs/metrics.md.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import io
-import os
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import spearmanr
 
 from linsim import metrics as M
+from linsim.data import LI2022_FILE, LI2022_PERCENTS, li2022_spectra
 from linsim.io import atomic_savefig, atomic_write_text
 
-FILE = "li2022_resnet18_imagenet_train_sv.npz"
-PERCENTS = (1, 5, 10, 20, 50, 100)
+PERCENTS = LI2022_PERCENTS
 REPO = Path(__file__).resolve().parents[1]
 
 
-def find_data(data: str | None) -> Path:
-    """The npz: ``--data`` (file or folder), else ``<repo>/../shared/data/li2022``, else ``$LINSIM_SHARED``."""
-    candidates: list[Path] = []
-    if data:
-        p = Path(data)
-        candidates = [p / FILE if p.is_dir() else p]
-    else:
-        candidates.append(REPO / ".." / "shared" / "data" / "li2022" / FILE)
-        if os.environ.get("LINSIM_SHARED"):
-            shared = Path(os.environ["LINSIM_SHARED"])
-            candidates += [shared / "data" / "li2022" / FILE, shared / "li2022" / FILE, shared / FILE]
-    for p in candidates:
-        if p.is_file():
-            return p.resolve()
-    raise SystemExit(f"error: {FILE} not found (looked at {', '.join(map(str, candidates))}); pass --data")
+def load_spectra(data: str | None) -> tuple[dict[int, np.ndarray], str]:
+    """The six spectra: from ``--data`` (an npz with keys percent_<x>), else the copy shipped with linsim."""
+    if data is None:
+        return {p: s for p, s in zip(PERCENTS, li2022_spectra().values())}, f"linsim.data ({LI2022_FILE})"
+    path = Path(data)
+    path = path / LI2022_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise SystemExit(f"error: {path} not found")
+    with np.load(path) as npz:
+        return {p: np.asarray(npz[f"percent_{p}"]) for p in PERCENTS}, path.name
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=None, help=f"{FILE} or the folder holding it")
+    parser.add_argument("--data", default=None, help=f"{LI2022_FILE} or the folder holding it [default: the shipped copy]")
     parser.add_argument("--out", default=str(REPO / "figures"), help="output folder (default: <repo>/figures)")
     args = parser.parse_args(argv)
-    path = find_data(args.data)
+    spectra, source = load_spectra(args.data)
     out = Path(args.out)
-
-    with np.load(path) as npz:
-        spectra = {p: np.asarray(npz[f"percent_{p}"]) for p in PERCENTS}
 
     rows = []
     for p, s in spectra.items():
@@ -95,8 +83,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(15, 3.6), layout="constrained")
-    ax_s, ax_r, ax_c, ax_m = fig.subplots(1, 4)
+    fig = Figure(figsize=(14, 7.6), layout="constrained")
+    (ax_s, ax_r, ax_c), (ax_a, ax_m, ax_x) = fig.subplots(2, 3)
     colors = {p: c for p, c in zip(PERCENTS, ["#440154", "#3b528b", "#21918c", "#5ec962", "#b8b000", "#e66101"])}
     for p, s in spectra.items():
         sd = np.sort(s.astype(np.float64))[::-1]
@@ -110,15 +98,25 @@ def main(argv: list[str] | None = None) -> None:
     ax_c.set(xlabel="k", ylabel=r"CEV$_k=\sum_{i\leq k}\sigma_i/\sum_i\sigma_i$", ylim=(0, 1.02),
              title="cumulative explained variance")
     x = [r["data_percent"] for r in rows]
-    ax_m.plot(x, [r["cev_auc"] for r in rows], "o-", color="k", label="CEV-AUC (left)")
-    ax_m.set(xscale="log", xlabel="ImageNet data for pretraining (%)", ylabel="CEV-AUC (higher = more collapsed)",
-             title="collapse vs data size (ResNet-18 SimSiam)")
-    ax_m2 = ax_m.twinx()
-    ax_m2.plot(x, [r["rankme"] for r in rows], "s--", color="tab:red", label="RankMe (right)")
-    ax_m2.set_ylabel("RankMe", color="tab:red")
-    handles = ax_m.get_legend_handles_labels()[0] + ax_m2.get_legend_handles_labels()[0]
-    ax_m.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="center right")
-    fig.suptitle(f"Li, Efros & Pathak 2022, Fig. 3 from the released spectra ({path.name})", fontsize=9)
+    auc = np.array([r["cev_auc"] for r in rows])
+    rme = np.array([r["rankme"] for r in rows])
+    peak = x[int(np.argmax(auc))]
+    ax_a.plot(x, auc, "o-", color="k")
+    ax_a.plot(peak, auc.max(), "o", ms=11, mfc="none", color="tab:red")
+    for xi, a in zip(x, auc):
+        ax_a.annotate(f"{a:.3f}", (xi, a), xytext=(0, -13), textcoords="offset points", ha="center", fontsize=7)
+    ax_a.set_ylim(auc.min() - 0.04, auc.max() + 0.02)
+    ax_a.set(xscale="log", xlabel="ImageNet data for pretraining (%)", ylabel="CEV-AUC (higher = more collapsed)",
+             title=f"CEV-AUC peaks at {peak}% ({auc.max():.4f}),\nthen eases at 50% and 100%")
+    ax_m.plot(x, rme, "s-", color="tab:blue")
+    ax_m.set(xscale="log", xlabel="ImageNet data for pretraining (%)", ylabel="RankMe (higher = less collapsed)",
+             title=f"RankMe is lowest at {x[int(np.argmin(rme))]}% ({rme.min():.1f})")
+    rho = spearmanr(auc, rme).statistic
+    for p, a, r in zip(x, auc, rme):
+        ax_x.plot(r, a, "o", color=colors[p], ms=7, label=f"{p}%")
+    ax_x.set(xlabel="RankMe", ylabel="CEV-AUC", title=f"the two metrics rank the models in reverse\n(Spearman {rho:+.2f})")
+    ax_x.legend(fontsize=7)
+    fig.suptitle(f"Li, Efros & Pathak (ECCV 2022), Fig. 3: ResNet-18 SimSiam, ImageNet; spectra from {source}", fontsize=10)
     atomic_savefig(fig, out / "li2022_collapse.png", dpi=130)
 
     for r in rows:
@@ -128,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def make(out: Path) -> list[Path]:
-    """Figure 10 for ``linsim figures``: the released spectra's collapse trend."""
+    """For ``linsim figures``: the released spectra's collapse trend."""
     main(["--out", str(out)])
     return [Path(out) / "li2022_collapse.png", Path(out) / "li2022_collapse.csv"]
 
