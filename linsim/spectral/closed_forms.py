@@ -1,4 +1,8 @@
-"""Closed-form optima of the spectral SSL losses (theory note §2.5 non-parametric A-Z*, §2.6 linear A-W*).
+"""Closed-form optima of the spectral SSL losses: non-parametric Z and linear W (Balestriero & LeCun, "Contrastive and
+Non-Contrastive Self-Supervised Learning Recover Global and Local Spectral Embedding Methods", NeurIPS 2022).
+
+Every closed form states its domain; outside it see ``linsim.spectral.exact`` and docs/spectral.md ("Closed forms
+and their domains").
 
 numpy/scipy, float64. ``G`` is a pairwise-relation graph (``linsim.spectral.graphs``); X is (N, D).
 """
@@ -57,7 +61,7 @@ def _check_K(K, maxK, what="K"):
 
 # ------------------------------------------------------------------------------------ non-parametric Z
 def centered_laplacian_eigs(G):
-    """Eigenpairs of L on 1^⊥ (A-Z1): ascending ℓ (N−1 values) and orthonormal U ⟂ 1 with L U = U diag(ℓ)."""
+    """Eigenpairs of L on 1^⊥ (Laplacian eigenmaps): ascending ℓ (N−1 values) and orthonormal U ⟂ 1 with L U = U diag(ℓ)."""
     G = validate_graph(G)
     N = G.shape[0]
     Q = scipy.linalg.null_space(np.ones((1, N)))  # (N, N-1) orthonormal basis of 1^⊥
@@ -66,7 +70,10 @@ def centered_laplacian_eigs(G):
 
 
 def vicreg_hard_embedding(G, K):
-    """VICReg hard limit = Laplacian eigenmaps (A-Z1): Z* = √N [u_2..u_{K+1}], value tr(Z*ᵀLZ*) = N Σ ℓ_j."""
+    """VICReg hard limit = Laplacian eigenmaps: Z* = √N [u_2..u_{K+1}], value tr(Z*ᵀLZ*) = N Σ ℓ_j.
+
+    Domain: α, β → ∞ (the constraint Σ_Z = I_K); any graph.
+    """
     ell, U = centered_laplacian_eigs(G)
     K = _check_K(K, U.shape[1])
     N = U.shape[0]
@@ -74,21 +81,25 @@ def vicreg_hard_embedding(G, K):
 
 
 def vicreg_sigma(ell, alpha, gamma) -> np.ndarray:
-    """Per-dim std of the finite-γ VICReg optimum (A-Z2/A-W2): σ_k = min(1, α/(2γℓ_k)) (σ = 1 where ℓ = 0)."""
+    """Per-dim std of the finite-γ VICReg optimum (β → ∞): σ_k = min(1, α/(2γℓ_k)) (σ = 1 where ℓ = 0)."""
     ell = np.asarray(ell, dtype=float)
     with np.errstate(divide="ignore"):
         return np.where(ell > 0, np.minimum(1.0, alpha / (2.0 * gamma * np.where(ell > 0, ell, 1.0))), 1.0)
 
 
 def vicreg_finite_embedding(G, K, alpha=1.0, gamma=1.0):
-    """VICReg with finite invariance weight γ, β→∞ (A-Z2): z_k = √N σ_k u_{k+1}; returns (Z, σ, ℓ)."""
+    """VICReg with finite invariance weight γ, β→∞: z_k = √N σ_k u_{k+1}; returns (Z, σ, ℓ).
+
+    Domain: β = ∞ (or K = 1). At finite β correlated columns do better; the exact optimum is
+    ``linsim.spectral.exact.vicreg_finite_beta_optimum``, whose β → ∞ limit this is.
+    """
     Z, ell = vicreg_hard_embedding(G, K)
     sigma = vicreg_sigma(ell, alpha, gamma)
     return Z * sigma, sigma, ell
 
 
 def vicreg_finite_value(ell, alpha=1.0, gamma=1.0) -> float:
-    """Loss of the A-Z2 optimum: (1/K) Σ_k h(ℓ_k), h = γℓ if ℓ ≤ α/(2γ) else α(1 − α/(4γℓ))."""
+    """Loss of the finite-γ, β → ∞ VICReg optimum: (1/K) Σ_k h(ℓ_k), h = γℓ if ℓ ≤ α/(2γ) else α(1 − α/(4γℓ))."""
     ell = np.asarray(ell, dtype=float)
     small = ell <= alpha / (2.0 * gamma)
     h = np.where(small, gamma * ell, alpha * (1.0 - alpha / (4.0 * gamma * np.where(small, 1.0, ell))))
@@ -96,7 +107,7 @@ def vicreg_finite_value(ell, alpha=1.0, gamma=1.0) -> float:
 
 
 def simplex_vertices(C, K) -> np.ndarray:
-    """C unit vectors in R^K (K ≥ C−1) with pairwise cosine −1/(C−1): a regular simplex (A-Z3)."""
+    """C unit vectors in R^K (K ≥ C−1) with pairwise cosine −1/(C−1): a regular simplex."""
     C, K = int(C), int(K)
     if C < 2 or K < C - 1:
         raise LinsimError(f"a regular simplex of C={C} vertices needs C >= 2 and K >= C-1, found K={K}")
@@ -107,23 +118,31 @@ def simplex_vertices(C, K) -> np.ndarray:
     return np.hstack([V, np.zeros((C, K - (C - 1)))])
 
 
-def simclr_clique_embedding(y, K):
-    """SimCLR optimum for a clique graph (A-Z3): every class at one vertex of a regular simplex, rank C−1."""
+def simclr_clique_embedding(y, K, require_domain=True):
+    """SimCLR optimum for a clique graph: every class at one vertex of a regular simplex, rank C−1.
+
+    Domain: a union of cliques with EQUAL class sizes and K ≥ C−1 (Graf, Hofer, Niethammer & Kwitt, "Dissecting
+    Supervised Contrastive Learning", ICML 2021, Thm. 1). Unequal sizes raise unless ``require_domain=False``
+    (then the simplex is only a feasible point); their optimum is ``linsim.spectral.exact.simclr_class_centres``.
+    """
     y = np.asarray(y)
-    classes, inverse = np.unique(y, return_inverse=True)
+    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    if require_domain and counts.min() != counts.max():
+        raise LinsimError(f"the regular simplex is the SimCLR optimum only for equal class sizes, found sizes "
+                          f"{counts.min()} to {counts.max()} (see linsim.spectral.simclr_class_centres)")
     return simplex_vertices(len(classes), K)[inverse]
 
 
 def barlow_graph_optimum(G, K):
-    """BarlowTwins G-form (A-Z4): C_G = I is feasible iff K ≤ C−1 (C components, constant degree); returns (Z or None, C−1).
+    """BarlowTwins G-form: C_G = I is feasible iff K ≤ C−1 (C components, constant degree); returns (Z or None, C−1).
 
-    When feasible the optimum is A-Z1's zero-eigenvalue set (K invariant, decorrelated, unit-variance columns).
-    The statement needs constant degrees: for irregular graphs C_G[k,k] can exceed 1 (see tests).
+    When feasible the optimum is the Laplacian eigenmaps' zero-eigenvalue set (K invariant, decorrelated, unit-variance columns).
+    Domain: constant degree (checked; raises otherwise): for irregular graphs C_G[k,k] can exceed 1.
     """
     G = validate_graph(G)
     d = G.sum(axis=1)
     if np.ptp(d) > 1e-12 * max(1.0, float(d.max())):
-        raise LinsimError(f"A-Z4 assumes a constant-degree graph, found degrees in [{d.min():.4g}, {d.max():.4g}]")
+        raise LinsimError(f"the BarlowTwins rank cap assumes a constant-degree graph, found degrees in [{d.min():.4g}, {d.max():.4g}]")
     cap = n_components(G) - 1
     if int(K) > cap:
         return None, cap
@@ -132,7 +151,7 @@ def barlow_graph_optimum(G, K):
 
 
 def spectral_contrastive_embedding(G, K):
-    """Spectral-contrastive optimum by Eckart–Young (A-Z5): U* = Q_K Λ_K^{1/2} (top-K μ > 0 of Ĝ); returns (U, F, μ).
+    """Spectral-contrastive optimum by Eckart–Young (HaoChen, Wei, Gaidon & Ma, NeurIPS 2021, Eq. 5), any graph: U* = Q_K Λ_K^{1/2} (top-K μ > 0 of Ĝ); returns (U, F, μ).
 
     F = U / √d with d the degrees of G/1ᵀG1 is the embedding f(x_i) of ``spectral_contrastive_graph_loss``.
     """
@@ -149,7 +168,7 @@ def spectral_contrastive_embedding(G, K):
 
 # ------------------------------------------------------------------------------------------ linear W
 def linear_stats(X, G):
-    """A_L = XᵀLX/N, B = XᵀHX/N, S_G = XᵀGX/(1ᵀG1) on column-centred X (§2.6)."""
+    """A_L = XᵀLX/N, B = XᵀHX/N, S_G = XᵀGX/(1ᵀG1) on column-centred X."""
     X = np.asarray(X, dtype=float)
     G = validate_graph(G)
     if G.shape[0] != X.shape[0]:
@@ -163,11 +182,15 @@ def _check_pd(B, what="the covariance B = XᵀHX/N"):
     w = np.linalg.eigvalsh(B)
     if w[0] <= 1e-12 * max(w[-1], 1e-300):
         raise LinsimError(f"{what} is singular (smallest/largest eigenvalue {w[0]:.2g}/{w[-1]:.2g}); "
-                          "with N <= D use the low-data closed form (A-W3)")
+                          "with N <= D use the low-data closed form (vicreg_low_data_weights)")
 
 
 def vicreg_linear_weights(X, G, K, alpha=None, gamma=None):
-    """Linear VICReg (A-W1 = LPP): eigh(A_L, B) smallest K, WᵀBW = I; with α, γ rescaled by σ_k (A-W2). Returns (W, λ)."""
+    """Linear VICReg (= LPP): eigh(A_L, B) smallest K, WᵀBW = I; with α, γ rescaled by σ_k. Returns (W, λ).
+
+    Domain: β = ∞ (or K = 1), N > D with B nonsingular (checked). At finite β see
+    ``linsim.spectral.exact.vicreg_finite_beta_optimum`` (exact reduction to a K×K problem).
+    """
     A_L, B, _ = linear_stats(X, G)
     K = _check_K(K, B.shape[0])
     _check_pd(B)
@@ -179,12 +202,12 @@ def vicreg_linear_weights(X, G, K, alpha=None, gamma=None):
 
 
 def low_data_weights(X, Z) -> np.ndarray:
-    """Low-data regime (A-W3): minimum-norm W* = X⁺ Z*, exact when Z* ∈ range(X) (e.g. rank X = N ≤ D)."""
+    """Low-data regime: minimum-norm W* = X⁺ Z*, exact when Z* ∈ range(X) (e.g. rank X = N ≤ D)."""
     return np.linalg.pinv(np.asarray(X, dtype=float)) @ np.asarray(Z, dtype=float)
 
 
 def vicreg_low_data_weights(X, G, K, alpha=None, gamma=None):
-    """A-W3 for VICReg: solve on the graph (A-Z1, or A-Z2 when γ is given) and map back with X⁺; returns (W, Z*)."""
+    """Low-data VICReg (β → ∞): solve on the graph (Laplacian eigenmaps, finite γ when given) and map back with X⁺; returns (W, Z*)."""
     X = np.asarray(X, dtype=float)
     if gamma is None:
         Z, _ = vicreg_hard_embedding(G, K)
@@ -194,7 +217,7 @@ def vicreg_low_data_weights(X, G, K, alpha=None, gamma=None):
 
 
 def equalize_diagonal(d, max_rotations=None) -> np.ndarray:
-    """Orthogonal Q with diag(Qᵀ diag(d) Q) constant = mean(d), by ≤ K−1 Givens rotations (A-W4)."""
+    """Orthogonal Q with diag(Qᵀ diag(d) Q) constant = mean(d), by ≤ K−1 Givens rotations."""
     d = np.asarray(d, dtype=float)
     K = d.size
     M = np.diag(d)
@@ -221,18 +244,22 @@ def equalize_diagonal(d, max_rotations=None) -> np.ndarray:
 
 
 def barlow_linear_weights(X, G, K, lambd=0.0051, refine=True, seed=0):
-    """Linear BarlowTwins (A-W4): W in span B^{-1/2}V_K (tied CCA); mixing = best of CCA, equalised-diagonal, refined.
+    """Linear BarlowTwins: W in span B^{-1/2}V_K (tied CCA); mixing = best of CCA, equalised-diagonal, refined.
 
     Returns (W, info) with info = {rho, h, loss_cca, loss_equalized, loss}. The equalised point
     W = B^{-1/2}V_K diag(ρ)^{-1/2}Q gives C = h·I, h = K/Σρ_k⁻¹; the within-span K×K mixing is then refined
     by L-BFGS (it is not always the equalised point: for well-separated ρ the CCA point can be better).
+
+    Domain: canonical correlations ρ_1 ≤ 1 (always true for constant-degree graphs, where Ĝ ≤ I) and ρ_K > 0;
+    ``info["in_domain"]`` says whether it holds. With ρ_1 > 1 the optimum leaves the tied-CCA span: zero loss
+    when h > 1 (``linsim.spectral.exact.barlow_zero_loss_weights``), else ``barlow_certified_weights``.
     """
     _, B, S = linear_stats(X, G)
     return barlow_population_weights(B, S, K, lambd=lambd, refine=refine, seed=seed)
 
 
 def barlow_population_weights(B, S, K, lambd=0.0051, refine=True, seed=0):
-    """A-W4 from the covariances B (pooled) and S_G (positive-pair) directly; see ``barlow_linear_weights``."""
+    """Linear BarlowTwins from the covariances B (pooled) and S_G (positive-pair) directly; see ``barlow_linear_weights``."""
     import jax.numpy as jnp
 
     from linsim.spectral.losses import barlow_linear_loss
@@ -246,13 +273,14 @@ def barlow_population_weights(B, S, K, lambd=0.0051, refine=True, seed=0):
     rho, V = np.linalg.eigh(Bmh @ S @ Bmh)
     rho, V = rho[::-1][:K], V[:, ::-1][:, :K]
     if rho[-1] <= 0:
-        raise LinsimError(f"A-W4 needs K positive canonical correlations, found rho_K = {rho[-1]:.3g}")
+        raise LinsimError(f"the tied-CCA closed form needs K positive canonical correlations, found rho_K = {rho[-1]:.3g}")
     base = Bmh @ V
     Q = equalize_diagonal(1.0 / rho)
     W_eq = base @ np.diag(rho**-0.5) @ Q
     loss = lambda W: float(barlow_linear_loss(W, B, S, lambd))  # noqa: E731
     cands = {"cca": base, "equalized": W_eq}
-    info = {"rho": rho, "h": K / np.sum(1.0 / rho), "loss_cca": loss(base), "loss_equalized": loss(W_eq)}
+    info = {"rho": rho, "h": K / np.sum(1.0 / rho), "loss_cca": loss(base), "loss_equalized": loss(W_eq),
+            "in_domain": bool(rho[0] <= 1.0 + 1e-12)}
     if refine:
         Bj, Sj = jnp.asarray(B), jnp.asarray(S)
         basej = jnp.asarray(base)
@@ -265,7 +293,11 @@ def barlow_population_weights(B, S, K, lambd=0.0051, refine=True, seed=0):
 
 
 def spectral_contrastive_linear_weights(X, G, K):
-    """Linear spectral-contrastive (A-W6): (XᵀĜX)w = μ(XᵀX)w, top-K μ > 0, W* = [w_k √μ_k]; returns (W, μ)."""
+    """Matrix-form spectral-contrastive: min ‖XWWᵀXᵀ − Ĝ‖², (XᵀĜX)w = μ(XᵀX)w, top-K μ > 0, W* = [w_k √μ_k]; (W, μ).
+
+    Domain: this is the optimum of HaoChen et al.'s loss with a linear encoder only for constant degree; for
+    any degrees use ``linsim.spectral.exact.spectral_contrastive_encoder_weights``.
+    """
     X = np.asarray(X, dtype=float)
     G = validate_graph(G)
     if G.shape[0] != X.shape[0]:

@@ -78,20 +78,20 @@ def _vicreg(Xc, G, K, alpha, beta, gamma, seed, n_starts):
     N, D = Xc.shape
     if N <= D:
         if np.linalg.matrix_rank(Xc) < N - 1:
-            return dict(W=None, closed=None, name="A-W3 (N <= D): needs rank(X_c) = N - 1",
+            return dict(W=None, closed=None, name="low-data regime (N <= D): needs rank(X_c) = N - 1",
                         valid=False, reason=f"N <= D but rank(X_c) = {np.linalg.matrix_rank(Xc)} < N - 1 = {N - 1}")
         ell, U = sp.centered_laplacian_eigs(G)
         K = min(K, ell.size)
         lam, E = ell[:K], np.sqrt(N) * U[:, :K]
         to_W = lambda T: np.linalg.pinv(Xc) @ (E @ T)  # noqa: E731
-        name = "A-W3 (N <= D): W = X^+ Z*, Z* = sqrt(N) [u_2..u_{K+1}] diag(sigma) (beta -> infinity)"
+        name = "low-data regime (N <= D): W = X^+ Z*, Z* = sqrt(N) [u_2..u_{K+1}] diag(sigma) (beta -> infinity)"
     else:
         A_L, B, _ = sp.linear_stats(Xc, G)
         sp.closed_forms._check_pd(B)
         lam_all, V = scipy.linalg.eigh(A_L, B)
         lam = lam_all[:K]
         to_W = lambda T: V[:, :K] @ T  # noqa: E731
-        name = "A-W2: eigh(A_L, B) smallest K, scaled by sigma_k = min(1, alpha/(2 gamma lambda_k)) (beta -> infinity)"
+        name = "linear VICReg: eigh(A_L, B) smallest K, scaled by sigma_k = min(1, alpha/(2 gamma lambda_k)) (beta -> infinity)"
     W_cf = to_W(np.diag(sp.vicreg_sigma(lam, alpha, gamma)))
     T, cert = vicreg_finite_beta_optimum(lam, alpha, beta, gamma, n_starts=n_starts, seed=seed)
     return dict(W=W_cf, W_opt=to_W(T), cert=cert, lam=lam, name=name)
@@ -149,7 +149,7 @@ def solve(method, X, y, G, K, alpha, beta, gamma, lambd, tau, gd_starts, seed, n
         h = K / np.sum(1.0 / rho[:K]) if np.all(rho[:K] > 0) else None
         extra["canonical_correlations"] = rho[:K]
         extra["h"] = h
-        name = "A-W4: tied-CCA span (B^{-1/2} V_K), within-span mixing refined"
+        name = "linear BarlowTwins: tied-CCA span (B^{-1/2} V_K), within-span mixing refined"
         try:
             W_cf, info = sp.barlow_population_weights(B, S, K, lambd=lambd, seed=seed)
             closed = float(f(W_cf))
@@ -192,9 +192,9 @@ def solve(method, X, y, G, K, alpha, beta, gamma, lambd, tau, gd_starts, seed, n
         C, comp = connected_components(G > 0, directed=False)
         sizes = np.bincount(comp)
         is_cliques = np.array_equal((G > 0) | np.eye(N, dtype=bool), comp[:, None] == comp[None, :])
-        name = "A-Z3: each clique collapsed to one vertex of a regular simplex (equal class sizes, K >= C-1)"
+        name = "SimCLR: each clique collapsed to one vertex of a regular simplex (equal class sizes, K >= C-1)"
         W_cf = None
-        Z_cf = sp.simclr_clique_embedding(comp, K) if is_cliques and K >= C - 1 and C >= 2 else None
+        Z_cf = sp.simclr_clique_embedding(comp, K, require_domain=False) if is_cliques and K >= C - 1 and C >= 2 else None
         closed = None if Z_cf is None else float(f(Z_cf))
         equal = sizes.min() == sizes.max()
         valid = Z_cf is not None and equal

@@ -63,11 +63,12 @@ def _vicreg_T_value(T, lam, alpha, beta, gamma) -> float:
     return float((alpha * np.sum(np.maximum(1.0 - r, 0.0)) + beta * off + gamma * np.sum(lam[:, None] * T**2)) / K)
 
 
-def _vicreg_gauge(theta, K):
+def _vicreg_gauge(theta, lam, alpha, beta, gamma):
     """Unit |u_k|, and TTᵀ diagonal: every minimiser has TTᵀ = diag(g) (von Neumann), so the penalty keeps the
     minimum and removes the nearly flat left rotations T -> OT (flat at β = ∞)."""
     import jax.numpy as jnp
 
+    K = lam.shape[0]
     U = theta[K:].reshape(K, K)
     T = U / jnp.linalg.norm(U, axis=0) * theta[:K]
     P = T @ T.T
@@ -125,11 +126,10 @@ def vicreg_finite_beta_optimum(lam, alpha, beta, gamma, n_starts=8, seed=0):
             starts.append(np.concatenate([sigma, U.ravel()]))
     for _ in range(int(n_starts)):
         starts.append(np.concatenate([rng.uniform(0.05, 1.0, K), rng.standard_normal(K * K)]))
-    lamj = jnp.asarray(lam)
     lo = np.concatenate([np.zeros(K), np.full(K * K, -np.inf)])
     hi = np.concatenate([np.ones(K), np.full(K * K, np.inf)])
-    res = multistart(lambda th: vicreg_reduced_loss(th, lamj, alpha, beta, gamma), starts, bounds=(lo, hi),
-                     gauge=lambda th: _vicreg_gauge(th, K), maxiter=500)
+    res = multistart(vicreg_reduced_loss, starts, args=(lam, float(alpha), float(beta), float(gamma)),
+                     bounds=(lo, hi), gauge=_vicreg_gauge, maxiter=500)
     r, U = res.x[:K], res.x[K:].reshape(K, K)
     T = U / np.linalg.norm(U, axis=0) * r
     if unit is not None and unit[2] and unit[1] < res.value:  # the exact unit-variance point, when it is a KKT point
@@ -202,6 +202,16 @@ def barlow_zero_loss_weights(B, S, K):
     return None if V is None else Bmh @ VM @ V
 
 
+def _barlow_flat_loss(w, B, S, lambd):
+    from linsim.spectral.losses import barlow_linear_loss
+
+    return barlow_linear_loss(w.reshape(B.shape[0], -1), B, S, lambd)
+
+
+def _barlow_gauge(w, B, S, lambd):
+    return _unit_columns_gauge(w.reshape(B.shape[0], -1), B)
+
+
 def barlow_certified_weights(B, S, K, lambd, x0s=(), n_starts=8, seed=0):
     """Certified numerical optimum of linear BarlowTwins over all W (D×K): multi-start L-BFGS-B + Newton.
 
@@ -216,9 +226,7 @@ def barlow_certified_weights(B, S, K, lambd, x0s=(), n_starts=8, seed=0):
     D = B.shape[0]
     rng = np.random.default_rng(seed)
     starts = [np.asarray(x, dtype=float) for x in x0s] + [rng.standard_normal((D, K)) for _ in range(int(n_starts))]
-    Bj, Sj = jnp.asarray(B), jnp.asarray(S)
-    res = multistart(lambda w: barlow_linear_loss(w.reshape(D, K), Bj, Sj, lambd), starts,
-                     gauge=lambda w: _unit_columns_gauge(w.reshape(D, K), Bj))
+    res = multistart(_barlow_flat_loss, starts, args=(B, S, float(lambd)), gauge=_barlow_gauge)
     return res.x.reshape(D, K), res
 
 
@@ -237,6 +245,14 @@ def simclr_collapsed_loss(M, sizes, tau):
     C = m.shape[0]
     off = (1.0 - jnp.eye(C)) * m[None, :] * jnp.exp((s - 1.0) / tau)
     return jnp.sum(m * jnp.log(m - 1.0 + off.sum(axis=1))) / jnp.sum(m)
+
+
+def _simclr_flat_loss(v, sizes, tau):
+    return simclr_collapsed_loss(v.reshape(sizes.shape[0], -1), sizes, tau)
+
+
+def _simclr_gauge(v, sizes, tau):
+    return _unit_columns_gauge(v.reshape(sizes.shape[0], -1).T)
 
 
 def simclr_class_centres(sizes, K, tau, n_starts=8, seed=0):
@@ -259,9 +275,7 @@ def simclr_class_centres(sizes, K, tau, n_starts=8, seed=0):
     if K >= C - 1:
         starts.append(simplex_vertices(C, Kr) + 1e-4 * rng.standard_normal((C, Kr)))
     starts += [rng.standard_normal((C, Kr)) for _ in range(int(n_starts))]
-    mj = jnp.asarray(sizes)
-    res = multistart(lambda v: simclr_collapsed_loss(v.reshape(C, Kr), mj, tau), starts,
-                     gauge=lambda v: _unit_columns_gauge(v.reshape(C, Kr).T))
+    res = multistart(_simclr_flat_loss, starts, args=(sizes, float(tau)), gauge=_simclr_gauge)
     M = res.x.reshape(C, Kr)
     M = M / np.linalg.norm(M, axis=1, keepdims=True)
     return np.hstack([M, np.zeros((C, K - Kr))]), res

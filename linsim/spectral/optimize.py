@@ -2,6 +2,7 @@
 multi-start certified optimiser used where no closed form applies (docs/spectral.md)."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import jax
@@ -10,6 +11,18 @@ import numpy as np
 import scipy.optimize
 
 __all__ = ["Certified", "OptResult", "minimize_restarts", "multistart"]
+
+
+def _one_blas_thread():
+    """Limit BLAS to one thread while scipy's L-BFGS-B runs: its many tiny BLAS calls are ~20x slower when a
+    multi-threaded OpenBLAS competes for shared cores (observed). A no-op without threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 @dataclass(frozen=True)
@@ -40,13 +53,14 @@ def minimize_restarts(loss, shape, n_starts=5, seed=0, scale=1.0, x0s=None, maxi
     starts = [np.asarray(x, dtype=float).ravel() for x in (x0s or [])]
     starts += [scale * rng.standard_normal(int(np.prod(shape))) for _ in range(int(n_starts))]
     best_x, best_v, values = None, np.inf, []
-    for x0 in starts:
-        res = scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B",
-                                      options={"maxiter": maxiter, "gtol": gtol, "ftol": 1e-15})
-        v = float(vg(jnp.asarray(res.x))[0])
-        values.append(v)
-        if np.isfinite(v) and v < best_v:
-            best_x, best_v = res.x.reshape(shape), v
+    with _one_blas_thread():
+        for x0 in starts:
+            res = scipy.optimize.minimize(fun, x0, jac=True, method="L-BFGS-B",
+                                          options={"maxiter": maxiter, "gtol": gtol, "ftol": 1e-15})
+            v = float(vg(jnp.asarray(res.x))[0])
+            values.append(v)
+            if np.isfinite(v) and v < best_v:
+                best_x, best_v = res.x.reshape(shape), v
     return OptResult(x=best_x, value=best_v, values=np.asarray(values))
 
 
@@ -103,23 +117,35 @@ def _newton_polish(vg, hess, x, lower, upper, iters=40):
     return x, f
 
 
-def multistart(loss, starts, bounds=None, gauge=None, maxiter=2000, polish=True, rtol=1e-9) -> Certified:
-    """Minimise a smooth JAX ``loss(v)`` (v flat) from every start: L-BFGS-B, then projected Newton polish.
+@functools.lru_cache(maxsize=None)
+def _compiled(loss, gauge):
+    """Jitted value-and-gradient and Hessian of loss + gauge, and the loss alone (compiled once per shape)."""
 
-    ``bounds``: ``(lower, upper)`` arrays (±inf allowed) or None. ``gauge(v)``: a penalty that is zero on a
-    slice meeting every orbit of a symmetry of ``loss`` (e.g. Σ(|u_k|² − 1)² for scale-invariant columns);
+    def obj(v, *args):
+        return loss(v, *args) if gauge is None else loss(v, *args) + gauge(v, *args)
+
+    return jax.jit(jax.value_and_grad(obj)), jax.jit(jax.hessian(obj)), jax.jit(loss)
+
+
+def multistart(loss, starts, args=(), bounds=None, gauge=None, maxiter=2000, polish=True, rtol=1e-9) -> Certified:
+    """Minimise a smooth JAX ``loss(v, *args)`` (v flat) from every start: L-BFGS-B, then projected Newton polish.
+
+    ``bounds``: ``(lower, upper)`` arrays (±inf allowed) or None. ``gauge(v, *args)``: a penalty that is zero on
+    a slice meeting every orbit of a symmetry of ``loss`` (e.g. Σ(|u_k|² − 1)² for scale-invariant columns);
     it is added while optimising, so that flat directions neither stall L-BFGS nor make the Hessian singular,
-    and left out of the reported values. Returns a :class:`Certified` with the best point and the final value
+    and left out of the reported values. Pass module-level functions (not closures) so that the compiled
+    functions are reused across calls. Returns a :class:`Certified` with the best point and the final value
     of every start. Intended for small problems (the Newton polish forms the Hessian).
     """
     starts = [np.asarray(s, dtype=float).ravel() for s in starts]
     n = starts[0].size
     lower = np.full(n, -np.inf) if bounds is None else np.asarray(bounds[0], dtype=float)
     upper = np.full(n, np.inf) if bounds is None else np.asarray(bounds[1], dtype=float)
-    obj = loss if gauge is None else (lambda v: loss(v) + gauge(v))
-    vg_j = jax.jit(jax.value_and_grad(obj))
-    hess_j = jax.jit(jax.hessian(obj))
-    loss_j = jax.jit(loss)
+    vg_c, hess_c, loss_c = _compiled(loss, gauge)
+    args = tuple(jnp.asarray(a) for a in args)
+    vg_j = lambda v: vg_c(v, *args)  # noqa: E731
+    hess_j = lambda v: hess_c(v, *args)  # noqa: E731
+    loss_j = lambda v: loss_c(v, *args)  # noqa: E731
 
     def vg(v):
         val, g = vg_j(jnp.asarray(v))
@@ -135,16 +161,22 @@ def multistart(loss, starts, bounds=None, gauge=None, maxiter=2000, polish=True,
     sb = None if bounds is None else list(zip(np.where(np.isfinite(lower), lower, None),
                                              np.where(np.isfinite(upper), upper, None)))
     best_x, best_v, values = None, np.inf, []
-    for x0 in starts:
-        x0 = np.clip(x0, lower, upper)
-        res = scipy.optimize.minimize(vg, x0, jac=True, method="L-BFGS-B", bounds=sb,
-                                      options={"maxiter": maxiter, "gtol": 1e-13, "ftol": 1e-16, "maxcor": 30})
-        x, v = np.clip(res.x, lower, upper), vg(np.clip(res.x, lower, upper))[0]
-        if polish and np.isfinite(v):
-            x, v = _newton_polish(vg, hess, x, lower, upper)
-        v = float(loss_j(jnp.asarray(x)))
-        v = v if np.isfinite(v) else np.inf
-        values.append(v)
-        if np.isfinite(v) and v < best_v:
-            best_x, best_v = x, v
+    with _one_blas_thread():
+        for x0 in starts:
+            x, v = _one_start(vg, hess, loss_j, x0, lower, upper, sb, maxiter, polish)
+            values.append(v)
+            if np.isfinite(v) and v < best_v:
+                best_x, best_v = x, v
     return Certified(x=best_x, value=float(best_v), values=np.asarray(values, dtype=float), rtol=rtol)
+
+
+def _one_start(vg, hess, loss_j, x0, lower, upper, sb, maxiter, polish):
+    """L-BFGS-B from x0, then the Newton polish; returns (x, loss without gauge)."""
+    x0 = np.clip(x0, lower, upper)
+    res = scipy.optimize.minimize(vg, x0, jac=True, method="L-BFGS-B", bounds=sb,
+                                  options={"maxiter": maxiter, "gtol": 1e-13, "ftol": 1e-16, "maxcor": 30})
+    x = np.clip(res.x, lower, upper)
+    if polish and np.isfinite(vg(x)[0]):
+        x, _ = _newton_polish(vg, hess, x, lower, upper)
+    v = float(loss_j(jnp.asarray(x)))
+    return x, (v if np.isfinite(v) else np.inf)
