@@ -291,14 +291,16 @@ def mode_fates(tp: TheoryParams, x, xp, *, steps_per_epoch: int | None = None) -
             eta=tp.eta, eta_p=tp.eta_p_value, beta=tp.beta_ode, alpha_p=tp.alpha_p, x=float(xj), xp=float(xpj)).items()}
         eig, kind = stability(fp.p_plus, fp.s_plus, args)
         re = -np.real(np.asarray(eig))
-        if kind == "stable":
-            lam = float(np.min(re))
+        no_decay = tp.eta == 0 and tp.eta_p_value == 0  # a line of fixed points: one zero eigenvalue
+        if kind == "stable" or (no_decay and kind == "marginal" and np.all(re > -1e-12)):
+            lam = float(np.min(re[re > 1e-12]))  # the slowest decaying direction
             rec["relax_time"] = 1.0 / lam
             rec["relax_steps"] = rec["relax_time"] / tp.time_per_step
             if steps_per_epoch:
                 rec["relax_epochs"] = rec["relax_steps"] / int(steps_per_epoch)
             rec["step_stable"] = bool(tp.alpha * float(np.max(re)) < 2.0 * (1.0 + tp.momentum))
-            rec["fate"] = "survives if it starts above p- (else collapses)" if tp.eta > 0 else "survives if it starts outside the eta = 0 basin"
+            rec["fate"] = ("survives if it starts above p- (else collapses)" if not no_decay else
+                           "survives outside the eta = 0 collapse basin; p -> x/(x+x'), the imbalance is conserved")
         else:
             rec["fate"] = f"p+ is {kind} at these parameters"
         out.append(rec)

@@ -181,6 +181,9 @@ def test_mode_fates_match_fixed_points():
     assert fates[2]["eta_c"] == pytest.approx(0.09 / 3.2) and fates[2]["fate"].startswith("collapses")
     big = mode_fates(TheoryParams(alpha=50.0, beta=math.inf, eta=0.04), [1.0], [0.5])[0]
     assert big["step_stable"] is False
+    free = mode_fates(TheoryParams(alpha=0.01, eta=0.0), [1.0], [0.5], steps_per_epoch=10)[0]
+    assert free["p_plus"] == pytest.approx(1 / 1.5) and free["fate"].startswith("survives outside the eta = 0")
+    assert free["relax_epochs"] == pytest.approx(free["relax_time"] / 0.01 / 10)
 
 
 runner = CliRunner()

@@ -79,9 +79,13 @@ def map_cmd(
         return
     if note:
         typer.echo(f"note: {note}")
-    typer.echo(f"{'mode':>4} {'x':>9} {'xp':>9} {'eta_c':>9} {'p+':>9} {'p-':>9} {'relax t':>9} {'steps':>9}  fate")
+    ep = steps_per_epoch is not None
+    typer.echo(f"{'mode':>4} {'x':>9} {'xp':>9} {'eta_c':>9} {'p+':>9} {'p-':>9} {'relax t':>9} {'steps':>9}"
+               + (f" {'epochs':>9}" if ep else "") + "  fate")
     for f in fates:
         typer.echo(f"{f['mode']:>4} {f['x']:>9.4g} {f['xp']:>9.4g} {f['eta_c']:>9.4g} {_f(f['p_plus']):>9} "
-                   f"{_f(f['p_minus']):>9} {_f(f['relax_time']):>9} {_f(f['relax_steps']):>9}  {f['fate']}"
+                   f"{_f(f['p_minus']):>9} {_f(f['relax_time']):>9} {_f(f['relax_steps']):>9}"
+                   + (f" {_f(f['relax_epochs']):>9}" if ep else "") + f"  {f['fate']}"
                    + ("" if f["step_stable"] in (None, True) else " [discrete step unstable at p+]"))
-    typer.echo(f"{result['n_predicted_collapsed']}/{len(fates)} modes predicted to collapse from any start (eta = {tp.eta:.4g})")
+    typer.echo(f"{result['n_predicted_collapsed']}/{len(fates)} modes predicted to collapse from any start (eta = {tp.eta:.4g}); "
+               "relax t: 1/(slowest decay rate at p+) in ODE time, steps = relax t / (alpha/(1-mu))")
