@@ -68,7 +68,8 @@ def main() -> None:
     cdt = T.compute_dtype(cfg)
 
     t = time.perf_counter()
-    step = T.make_step(cfg, aug, state, 1000).lower(arrays, images, idx).compile()
+    hyper = T.hyper_of(cfg)
+    step = T.make_step(cfg, aug, state, 1000).lower(arrays, images, idx, hyper).compile()
     t_step = time.perf_counter() - t
     views = A.augment(jax.random.PRNGKey(0), jnp.take(images, idx, axis=0), aug, 2)
 
@@ -89,14 +90,14 @@ def main() -> None:
     t_bare = time.perf_counter() - t
     print(f"compile: full step {t_step:.1f} s, bare forward+backward {t_bare:.1f} s")
 
-    arrays, loss = step(arrays, images, idx)  # warm-up
+    arrays, loss, _ = step(arrays, images, idx, hyper)  # warm-up
     jax.block_until_ready(loss)
     jax.block_until_ready(bare_c(arrays, views))
     step_times, bare_times = [], []
     for _ in range(args.rounds):
         t = time.perf_counter()
         for _ in range(args.iters):
-            arrays, loss = step(arrays, images, idx)
+            arrays, loss, _ = step(arrays, images, idx, hyper)
         jax.block_until_ready((arrays, loss))
         step_times.append((time.perf_counter() - t) / args.iters)
         t = time.perf_counter()

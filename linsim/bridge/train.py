@@ -28,7 +28,6 @@ atomically every epoch. See ``docs/bridge.md`` and ``docs/outputs_and_errors.md`
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import sys
@@ -63,6 +62,28 @@ OWN_FILES = ("config.json", "metrics.jsonl", "summary.json", "checkpoints", "com
 RESUMABLE_CHANGES = ("epochs", "data_dir", "log_every", "stop_on_collapse")
 EVAL_CHUNK = 256  # images per evaluation forward pass (fixed shape: one compilation)
 KNN_K = 20
+#: configuration fields that do not enter the compiled step or evaluation (compiled programs are reused
+#: across runs that differ only in these, e.g. a run and its resumed continuation in one process)
+NOT_TRACED = {"epochs": 1, "data_dir": None, "log_every": 0, "stop_on_collapse": False, "eval_size": 16,
+              "probe_train": 0, "probe_test": 0, "collapse_rankme": 1.0}
+_COMPILED: dict[Any, Any] = {}
+_COMPILED_MAX = 8
+
+
+def trace_key(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the fields that do not change the compiled programs set to fixed values (the
+    ``HYPER`` values are arguments of the step; only SimSiam vs EMA target changes the program)."""
+    return cfg.replace(**NOT_TRACED, lr=1.0, momentum=0.5, wd=0.0, pred_wd=None, pred_lr_ratio=1.0,
+                       ema=0.0 if cfg.simsiam else 0.5, rho=0.5, eps=None)
+
+
+def _cached(key: Any, factory: Callable[[], Any]) -> Any:
+    """A small process-wide cache of compiled programs (first in, first out)."""
+    if key not in _COMPILED:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.pop(next(iter(_COMPILED)))
+        _COMPILED[key] = factory()
+    return _COMPILED[key]
 
 
 # ------------------------------------------------------------------------------------------------ state
@@ -87,16 +108,29 @@ def compute_dtype(cfg: TrainConfig):
     return jnp.bfloat16
 
 
-def lr_schedule(cfg: TrainConfig, total_steps: int, scale: float = 1.0) -> Callable[[jax.Array], jax.Array]:
-    """Learning rate at optimiser count c: constant, or cosine decay to 0 over the run (float32)."""
-    base = float(cfg.lr * scale)
+#: the hyperparameters passed to the compiled step as float32 scalars (not baked in as constants), so runs
+#: that differ only in these share one compilation (a learning-rate or weight-decay sweep in one process)
+HYPER = ("lr", "momentum", "wd", "pred_wd", "pred_lr_ratio", "ema", "rho", "eps")
+
+
+def hyper_of(cfg: TrainConfig) -> dict[str, Any]:
+    """The run-time hyperparameters of ``cfg`` as float32 scalars (the step's last argument)."""
+    values = {"lr": cfg.lr, "momentum": cfg.momentum, "wd": cfg.wd, "pred_wd": cfg.pred_wd_value,
+              "pred_lr_ratio": cfg.pred_lr_ratio, "ema": cfg.ema, "rho": cfg.rho, "eps": cfg.eps_value}
+    return {k: jnp.asarray(np.float32(v)) for k, v in values.items()}
+
+
+def lr_schedule(cfg: TrainConfig, total_steps: int, base: Any = None) -> Callable[[jax.Array], jax.Array]:
+    """Learning rate at optimiser count c: ``base`` (default ``cfg.lr``) constant, or cosine-decayed to 0
+    over ``total_steps`` (float32)."""
+    base = np.float32(cfg.lr) if base is None else base
     if cfg.schedule == "constant":
         return lambda count: jnp.asarray(base, F32)
     total = max(int(total_steps), 1)
 
     def cosine(count):
         c = jnp.minimum(count, total).astype(F32)
-        return base * (0.5 * (1.0 + jnp.cos(math.pi * c / total)))
+        return base * (0.5 * (1.0 + jnp.cos(np.float32(math.pi) * c / np.float32(total))))
 
     return cosine
 
@@ -105,22 +139,26 @@ def _matrix_mask(params):
     return jax.tree_util.tree_map(lambda x: x.ndim > 1, params)
 
 
-def _optimizer(cfg: TrainConfig, schedule, wd: float) -> optax.GradientTransformation:
+def _optimizer(cfg: TrainConfig, schedule, wd, momentum) -> optax.GradientTransformation:
     """torch-style SGD (weight decay added to the gradient, then heavy-ball momentum), or LARS.
 
     LARS (You, Gitman & Ginsburg 2017, as in BYOL) leaves biases and batch-norm parameters out of the
-    weight decay and the trust ratio."""
-    mom = cfg.momentum if cfg.momentum > 0 else None
+    weight decay and the trust ratio. The momentum buffer exists also for momentum 0 (one state layout)."""
     if cfg.optimizer == "lars":
         return optax.lars(schedule, weight_decay=wd, weight_decay_mask=_matrix_mask,
-                          trust_ratio_mask=_matrix_mask, momentum=cfg.momentum)
-    return optax.chain(optax.add_decayed_weights(wd), optax.sgd(schedule, momentum=mom))
+                          trust_ratio_mask=_matrix_mask, momentum=momentum)
+    return optax.chain(optax.add_decayed_weights(wd), optax.sgd(schedule, momentum=momentum))
 
 
-def optimizers(cfg: TrainConfig, total_steps: int) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
-    """(online encoder's, predictor's) optimisers; the predictor's lr is ``lr * pred_lr_ratio``."""
-    enc = _optimizer(cfg, lr_schedule(cfg, total_steps), cfg.wd)
-    pred = _optimizer(cfg, lr_schedule(cfg, total_steps, cfg.pred_lr_ratio), cfg.pred_wd_value)
+def optimizers(cfg: TrainConfig, total_steps: int, hyper: dict[str, Any] | None = None
+               ) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+    """(online encoder's, predictor's) optimisers; the predictor's lr is ``lr * pred_lr_ratio``.
+
+    ``hyper`` (see :func:`hyper_of`) holds the values, possibly traced; default: those of ``cfg``."""
+    h = hyper_of(cfg) if hyper is None else hyper
+    enc = _optimizer(cfg, lr_schedule(cfg, total_steps, h["lr"]), h["wd"], h["momentum"])
+    pred = _optimizer(cfg, lr_schedule(cfg, total_steps, h["lr"] * h["pred_lr_ratio"]), h["pred_wd"],
+                      h["momentum"])
     return enc, pred
 
 
@@ -131,8 +169,8 @@ def init_state(cfg: TrainConfig, total_steps: int = 1) -> TrainState:
     params = M.params_of(online)
     opt_state = (enc_opt.init(params.encoder), pred_opt.init(params.predictor))
     d = cfg.proj_dim_value
-    copy = functools.partial(jax.tree_util.tree_map, lambda x: jnp.asarray(np.array(x)) if eqx.is_array(x) else x)  # distinct buffers
-    return TrainState(online=online, target=copy(online.encoder), bn=bn, target_bn=copy(bn), opt_state=opt_state,
+    return TrainState(online=online, target=_copy_arrays(online.encoder), bn=bn, target_bn=_copy_arrays(bn),
+                      opt_state=opt_state,
                       F_hat=jnp.zeros((d, d), F32), step=jnp.asarray(0, jnp.int32))
 
 
@@ -184,20 +222,20 @@ def batch_correlation(zs):
     return (z.T @ z) / z.shape[0]
 
 
-def apply_predictor_rule(cfg: TrainConfig, online: M.Online, F_hat, step) -> M.Online:
+def apply_predictor_rule(cfg: TrainConfig, online: M.Online, F_hat, step, eps) -> M.Online:
     """The symmetric projection or the DirectPred/DirectCopy reset of Wp (``linsim.dynamics.predictors``)."""
     if cfg.predictor == "symmetric":
         return eqx.tree_at(lambda o: o.predictor.fc.weight, online, P.symmetrize(online.predictor.Wp))
     if cfg.predictor in P.RULES:
         Wp = P.reset_predictor(online.predictor.Wp, F_hat, step, rule=cfg.predictor, freq=cfg.freq,
-                               eps=cfg.eps_value, form="code", norm="fro", alpha_p=1.0, model="matrix")
+                               eps=eps, form="code", norm="fro", alpha_p=1.0, model="matrix")
         return eqx.tree_at(lambda o: o.predictor.fc.weight, online, Wp.astype(F32))
     return online
 
 
-def ema_update(target: M.Encoder, encoder: M.Encoder, m: float) -> M.Encoder:
-    """target <- m target + (1 - m) online on the parameters (m = 0: a copy of the online encoder)."""
-    if m == 0:
+def ema_update(target: M.Encoder, encoder: M.Encoder, m, simsiam: bool) -> M.Encoder:
+    """target <- m target + (1 - m) online on the parameters (SimSiam: a copy of the online encoder)."""
+    if simsiam:
         return encoder
     tp, static = M.split_params(target)
     new = jax.tree_util.tree_map(lambda t, o: m * t + (1.0 - m) * o, tp, M.params_of(encoder))
@@ -205,22 +243,23 @@ def ema_update(target: M.Encoder, encoder: M.Encoder, m: float) -> M.Encoder:
 
 
 def make_step(cfg: TrainConfig, aug: A.AugmentConfig, like: TrainState, total_steps: int):
-    """A jitted ``step(arrays, images, idx) -> (arrays, loss)`` on the arrays of a TrainState.
-
-    ``images`` is the (N, H, W, 3) uint8 pre-training set on device, ``idx`` the (B,) int32 batch indices.
-    The state's arrays are donated. :func:`step_fn` gives the same function unjitted (for inspection)."""
+    """A jitted ``step(arrays, images, idx, hyper) -> (arrays, loss, batch correlation)`` on a TrainState's
+    arrays. ``images`` is the (N, H, W, 3) uint8 pre-training set on device, ``idx`` the (B,) int32 batch
+    indices, ``hyper`` the float32 scalars of :func:`hyper_of`;
+    the batch correlation is this step's mean z z^T (before the EMA). The state's arrays are donated.
+    :func:`step_fn` gives the same function unjitted (for inspection)."""
     return jax.jit(step_fn(cfg, aug, like, total_steps), donate_argnums=0)
 
 
 def step_fn(cfg: TrainConfig, aug: A.AugmentConfig, like: TrainState, total_steps: int):
-    """The training step as a pure function of (state arrays, images, idx); see :func:`make_step`."""
+    """The training step as a pure function of (state arrays, images, idx, hyper); see :func:`make_step`."""
     _, static = eqx.partition(like, eqx.is_array)
-    enc_opt, pred_opt = optimizers(cfg, total_steps)
     cdt = compute_dtype(cfg)
     _, aug_key = _keys(cfg)
 
-    def step(arrays, images, idx):
+    def step(arrays, images, idx, hyper):
         state: TrainState = eqx.combine(arrays, static)
+        enc_opt, pred_opt = optimizers(cfg, total_steps, hyper)
         views = A.augment(jax.random.fold_in(aug_key, state.step), jnp.take(images, idx, axis=0), aug, cfg.views)
         params, pstatic = M.split_params(state.online)
 
@@ -228,16 +267,18 @@ def step_fn(cfg: TrainConfig, aug: A.AugmentConfig, like: TrainState, total_step
             return forward_views(cfg, state, views, cdt, online=eqx.combine(p, pstatic))
 
         (_, (loss, zs, bn, tbn)), grads = jax.value_and_grad(lambda p: _aux(loss_fn(p)), has_aux=True)(params)
-        F_hat = P.corr_step(state.F_hat, batch_correlation(zs), cfg.rho, state.step)
+        corr = batch_correlation(zs)
+        F_hat = P.corr_step(state.F_hat, corr, hyper["rho"], state.step)
         upd_e, os_e = enc_opt.update(grads.encoder, state.opt_state[0], params.encoder)
         upd_p, os_p = pred_opt.update(grads.predictor, state.opt_state[1], params.predictor)
         new_params = eqx.tree_at(lambda p: (p.encoder, p.predictor), params,
                                  (optax.apply_updates(params.encoder, upd_e),
                                   optax.apply_updates(params.predictor, upd_p)))
-        online = apply_predictor_rule(cfg, eqx.combine(new_params, pstatic), F_hat, state.step)
-        new = TrainState(online=online, target=ema_update(state.target, online.encoder, cfg.ema), bn=bn,
+        online = apply_predictor_rule(cfg, eqx.combine(new_params, pstatic), F_hat, state.step, hyper["eps"])
+        target = ema_update(state.target, online.encoder, hyper["ema"], cfg.simsiam)
+        new = TrainState(online=online, target=target, bn=bn,
                          target_bn=tbn, opt_state=(os_e, os_p), F_hat=F_hat, step=state.step + 1)
-        return eqx.partition(new, eqx.is_array)[0], loss
+        return eqx.partition(new, eqx.is_array)[0], loss, corr
 
     return step
 
@@ -252,6 +293,10 @@ def _aux(out):
 
 def _eval_fn(cfg: TrainConfig, aug: A.AugmentConfig, like: TrainState):
     """jitted (arrays, uint8 chunk) -> (backbone features h, projections z), inference-mode batch-norm."""
+    return _cached(("eval", trace_key(cfg), aug), lambda: _make_eval_fn(cfg, aug, like))
+
+
+def _make_eval_fn(cfg: TrainConfig, aug: A.AugmentConfig, like: TrainState):
     _, static = eqx.partition(like, eqx.is_array)
     cdt = compute_dtype(cfg)
 
@@ -536,7 +581,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
     es = _eval_set(cfg, data)
     evalfn = _eval_fn(cfg, aug, like)
     arrays = eqx.partition(state, eqx.is_array)[0]
-    step = make_step(cfg, aug, like, total)
+    hyper = hyper_of(cfg)
+    step = make_step(cfg, aug, like, total)  # compiled (or taken from the cache) before the first epoch
 
     def now() -> float:
         return time_offset + time.perf_counter() - t_origin
@@ -552,9 +598,17 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
 
     status, message, collapsed_at = "finished", "", None
     try:
+        t_c = time.perf_counter()
+        idx_probe = D.epoch_batches(jax.random.fold_in(data_key, start_epoch), n, cfg.batch_size)[0]
+        total_key = total if cfg.schedule != "constant" else 0
+        step = _cached(("step", trace_key(cfg), aug, total_key, images.shape, idx_probe.shape),
+                       lambda: step.lower(arrays, images, idx_probe, hyper).compile())
+        show.line(f"compiled the training step in {time.perf_counter() - t_c:.1f} s "
+                  f"({spe} steps of {cfg.batch_size} images per epoch)")
         if not resume:
             idx0 = D.epoch_batches(jax.random.fold_in(data_key, 1), n, cfg.batch_size)[0]
-            loss0, F0 = _initial_loss_and_F(cfg, aug, like, images, idx0, jax.random.fold_in(aug_key, 0))
+            # the first step on a copy of the state (then discarded): loss and F of the first batch at init
+            _, loss0, F0 = step(_copy_arrays(arrays), images, idx0, hyper)
             _check_finite("loss", np.asarray(loss0))
             rec = epoch_record(0, "epoch", arrays, float(loss0), None, True)
             records.append(rec)
@@ -566,16 +620,11 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
         else:
             F0 = None
             collapsed_at = next((r["epoch"] for r in records if r.get("collapsed") and r["kind"] == "epoch"), None)
-        t_c = time.perf_counter()
-        idx_probe = D.epoch_batches(jax.random.fold_in(data_key, start_epoch), n, cfg.batch_size)[0]
-        step = step.lower(arrays, images, idx_probe).compile()
-        show.line(f"compiled the training step in {time.perf_counter() - t_c:.1f} s "
-                  f"({spe} steps of {cfg.batch_size} images per epoch)")
         for epoch in range(start_epoch, cfg.epochs + 1):
             batches = D.epoch_batches(jax.random.fold_in(data_key, epoch), n, cfg.batch_size)
             losses, t0, last_show, window = [], time.perf_counter(), 0.0, []
             for k in range(spe):
-                arrays, loss = step(arrays, images, batches[k])
+                arrays, loss, _ = step(arrays, images, batches[k], hyper)
                 losses.append(loss)
                 window.append(loss)
                 gstep = (epoch - 1) * spe + k + 1
@@ -623,19 +672,9 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
     return summary
 
 
-def _initial_loss_and_F(cfg, aug, like: TrainState, images, idx, key):
-    """Loss and batch correlation of the first batch before any step (the epoch-0 record)."""
-    arrays, static = eqx.partition(like, eqx.is_array)
-    cdt = compute_dtype(cfg)
-
-    @jax.jit
-    def run(arrays, images, idx):
-        st: TrainState = eqx.combine(arrays, static)
-        views = A.augment(key, jnp.take(images, idx, axis=0), aug, cfg.views)
-        loss, zs, _, _ = forward_views(cfg, st, views, cdt)
-        return loss, batch_correlation(zs)
-
-    return run(arrays, images, idx)
+def _copy_arrays(arrays):
+    """A copy of a state's arrays in fresh buffers (via the host: no compilation)."""
+    return jax.tree_util.tree_map(lambda x: jnp.asarray(np.array(x)) if eqx.is_array(x) else x, arrays)
 
 
 def _meta(cfg: TrainConfig, epoch: int, step: int, time_s: float) -> dict[str, Any]:
