@@ -14,7 +14,7 @@ _jax.config.update("jax_enable_x64", True)
 
 __version__ = "0.1.0"
 
-from linsim.config import Config, Hyper, Init, Solver, Stats  # noqa: E402
+from linsim.config import Config, Hyper, Init, Noise, Predictor, Solver, Stats  # noqa: E402
 from linsim.dynamics.matrix import matrix_field  # noqa: E402
 from linsim.dynamics.modes import (  # noqa: E402
     collapses_eta0,
@@ -27,11 +27,12 @@ from linsim.dynamics.modes import (  # noqa: E402
 )
 from linsim.dynamics.variant import Variant  # noqa: E402
 from linsim.errors import DivergenceError, LinsimError  # noqa: E402
+from linsim.dynamics.stochastic import Ensemble, simulate_ensemble, simulate_sde, simulate_sgd  # noqa: E402
 from linsim.solve import simulate  # noqa: E402
 from linsim.trajectory import Trajectory  # noqa: E402
 
 __all__ = [
-    "Config", "Hyper", "Init", "Solver", "Stats", "Variant", "Trajectory", "LinsimError", "DivergenceError",
-    "simulate", "matrix_field", "modes_field", "fixed_points", "eta_critical", "stability", "collapses_eta0",
+    "Config", "Hyper", "Init", "Solver", "Stats", "Noise", "Predictor", "Variant", "Trajectory", "Ensemble",
+    "LinsimError", "DivergenceError", "simulate", "simulate_sgd", "simulate_sde", "simulate_ensemble", "matrix_field", "modes_field", "fixed_points", "eta_critical", "stability", "collapses_eta0",
     "time_between", "tau_ema",
 ]

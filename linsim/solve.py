@@ -22,6 +22,7 @@ from linsim.config import Config
 from linsim.dynamics.matrix import matrix_field
 from linsim.dynamics.modes import modes_field
 from linsim.dynamics.variant import Variant
+from linsim.errors import LinsimError
 from linsim.initial import initial_arrays
 from linsim.loops import scan_saving
 from linsim.trajectory import Trajectory
@@ -108,8 +109,16 @@ def simulate(cfg: Config, ts: Any = None, y0: dict | None = None) -> Trajectory:
     """Run one configuration and return its Trajectory (states at saved times, status, derived series).
 
     ``ts``: save times (default ``linspace(0, t_max, n_save)``; ignored for Euler, which saves on steps).
-    ``y0``: an explicit initial state (default drawn from ``cfg.init``).
+    ``y0``: an explicit initial state (default drawn from ``cfg.init``), a dict of arrays {p, w, wa} of shape
+    (n,) for the per-mode model or W (n1, n), Wp (n1, n1), Wa (n1, n) for the matrix model; a wrong key or
+    shape is one LinsimError naming it (``linsim.initial.check_y0``).
+
+    Stochastic configurations (``cfg.noise.kind`` 'sgd' or 'sde') are refused: they return an ensemble of
+    runs, not one Trajectory; use ``simulate_sgd``, ``simulate_sde`` or ``simulate_ensemble``.
     """
+    if cfg.noise.kind != "none":
+        raise LinsimError(f"cfg.noise.kind is {cfg.noise.kind!r}: simulate integrates one deterministic run; use "
+                          f"linsim.simulate_{cfg.noise.kind}(cfg) or linsim.simulate_ensemble(cfg), which return an Ensemble")
     y0 = initial_arrays(cfg, y0)
     if cfg.hyper.predictor in ("directpred", "directcopy"):
         from linsim.dynamics.predictors import simulate_discrete_predictor  # discrete reset rules

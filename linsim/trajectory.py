@@ -38,13 +38,26 @@ def _settle_time(ts: np.ndarray, x: np.ndarray, tol: np.ndarray) -> np.ndarray:
     return out
 
 
+SETTLE_WINDOW = 0.1  # a settled mode held its final values over at least this fraction of the run
+
+
 @dataclass
 class Trajectory:
     """States at saved times plus derived per-mode series p, s, tau (shape (T, m), modes sorted as saved).
 
-    For the matrix model the modes are the eigenvectors u_j of F = W X W^T (descending s_j) with
-    p_j = u_j^T Wp u_j and tau_j = u_j^T Wa X W^T u_j / s_j; ``extras`` holds the eigenvalues of sym(Wp),
-    the asymmetry of Wp, the commutator [F, Wp] and the eigenvector alignment.
+    The meaning of s differs between the two models. Matrix model: the modes are the eigenvectors u_j of
+    F = W X W^T (descending s_j) with s_j the eigenvalues of F, p_j = u_j^T Wp u_j and
+    tau_j = u_j^T Wa X W^T u_j / s_j. Per-mode model: s_j = w_j^2, the squared amplitude of mode j, which is
+    the eigenvalue of W W^T; the matching eigenvalue of F is x_j w_j^2. The two agree for X = I (the
+    isotropic case, where the fixed points p+, s+ are quoted), and differ by the factor x_j otherwise
+    (docs/theory_dynamics.md). ``extras`` (matrix model) holds the eigenvalues of sym(Wp) (``wp_eig``,
+    descending), the eigenvalues of Wp itself (``wp_eig_real`` / ``wp_eig_imag``, complex in general because
+    Wp need not be symmetric; ordered by descending real part), the asymmetry of Wp, the commutator [F, Wp]
+    and the eigenvector alignment.
+
+    A mode is *settled* if it did not collapse and both p_j (within 1% of its final value, at least 1e-5)
+    and s_j (within 1% of its final value) stayed put over at least the last ``SETTLE_WINDOW`` = 10% of the
+    run; a mode still moving at t_max is not settled.
     """
 
     config: Config
@@ -104,8 +117,12 @@ class Trajectory:
             if h.simsiam:
                 Wa = W
             s, p, tau, wp_eig, F, align = inv.matrix_modes(W, Wp, Wa, cfg.stats.X)
+            lam = np.linalg.eigvals(np.nan_to_num(np.asarray(Wp, dtype=float)))
+            lam = np.take_along_axis(lam, np.argsort(-lam.real, axis=-1, kind="stable"), axis=-1)
             extras = {
                 "wp_eig": wp_eig,
+                "wp_eig_real": lam.real,
+                "wp_eig_imag": lam.imag,
                 "asymmetry": inv.asymmetry(Wp),
                 "commutator": inv.commutator_norm(F, Wp),
                 "alignment": align,
@@ -138,15 +155,26 @@ class Trajectory:
 
     @property
     def settle_time(self) -> np.ndarray:
-        """First saved time after which p stays within 1% of its final value (collapse time if collapsed)."""
-        tol = 0.01 * np.maximum(np.abs(self.p[-1]), 1e-3)
-        t = _settle_time(self.ts, self.p, tol)
+        """First saved time after which p and s stay within 1% of their final values (collapse time if
+        collapsed)."""
+        tol_p = 0.01 * np.maximum(np.abs(self.p[-1]), 1e-3)
+        with np.errstate(invalid="ignore"):
+            t = np.fmax(_settle_time(self.ts, self.p, tol_p), _settle_time(self.ts, self.s, 0.01 * np.abs(self.s[-1])))
         return np.where(self.collapsed, self.collapse_time, t)
+
+    @property
+    def settled(self) -> np.ndarray:
+        """Per mode: not collapsed, and p and s stayed within 1% of their final values over at least the last
+        ``SETTLE_WINDOW`` of the run (a mode still moving at t_max is not settled)."""
+        t0, t1 = float(self.ts[0]), float(self.ts[-1])
+        t = self.settle_time
+        with np.errstate(invalid="ignore"):
+            return ~self.collapsed & np.isfinite(t) & (t <= t1 - SETTLE_WINDOW * (t1 - t0))
 
     def summary(self) -> dict[str, Any]:
         """Final per-mode values sorted by s (descending), invariants and status; JSON-ready."""
         order = np.argsort(-self.s[-1], kind="stable")
-        coll, tcoll, tset = self.collapsed, self.collapse_time, self.settle_time
+        coll, tcoll, tset, settled = self.collapsed, self.collapse_time, self.settle_time, self.settled
         div = self.diverged_modes
         if div is None:  # matrix model (or a run that did not diverge): divergence is global
             div = np.full(self.s.shape[1], self.status == "diverged")
@@ -162,7 +190,8 @@ class Trajectory:
                     "tau": None if (coll[j] or not np.isfinite(tau)) else tau,
                     "collapsed": bool(coll[j]),
                     "collapse_time": None if np.isnan(tcoll[j]) else float(tcoll[j]),
-                    "settle_time": None if np.isnan(tset[j]) else float(tset[j]),
+                    "settled": bool(settled[j]) and not bool(div[j]),
+                    "settle_time": float(tset[j]) if settled[j] and not div[j] else None,
                 }
             )
         invariants: dict[str, Any] = {
@@ -173,6 +202,13 @@ class Trajectory:
         for key in ("asymmetry", "commutator"):
             if key in self.extras:
                 invariants[f"{key}_final"] = float(self.extras[key][-1])
+        out_extra: dict[str, Any] = {}
+        if "wp_eig" in self.extras:  # the predictor's spectrum at the end: sym(Wp) and Wp itself (complex)
+            out_extra["wp_eigenvalues"] = {
+                "symmetric_part": [float(v) for v in self.extras["wp_eig"][-1]],
+                "real": [float(v) for v in self.extras["wp_eig_real"][-1]] if "wp_eig_real" in self.extras else None,
+                "imag": [float(v) for v in self.extras["wp_eig_imag"][-1]] if "wp_eig_imag" in self.extras else None,
+            }
         return {
             "status": self.status,
             "diverged": self.status == "diverged",
@@ -183,6 +219,7 @@ class Trajectory:
             "n_diverged": int(div.sum()),
             "modes": modes,
             "invariants": invariants,
+            **out_extra,
         }
 
     # ------------------------------------------------------------------ files

@@ -7,11 +7,14 @@ from typing import Optional
 
 import typer
 
-from linsim.cli._app import app, check_out, cli_command, default_out, finish
-from linsim.config import Config, Hyper, Init, Solver, Stats
+from linsim.cli._app import app, check_out, choices, cli_command, default_out, finish
+from linsim.config import (DIRECTCOPY_NORMS, DIRECTPRED_FORMS, MODELS, NOISE_KINDS, PREDICTORS, SOLVERS, Config, Hyper,
+                           Init, Solver, Stats)
 from linsim.errors import LinsimError
 from linsim.io import atomic_dir, dumps, output_names
 
+_H = Hyper()  # the defaults `simulate` and `fixed-points` share
+SIGMA2 = 0.5
 #: The files a simulate run writes (what --force may replace in a folder written before manifests existed).
 OUTPUTS = ("config.json", "summary.json", "trajectory.npz", "ensemble.npz", "run.png")
 
@@ -58,6 +61,19 @@ def load_stats(path: Path) -> Stats:
     raise LinsimError(f"{path} must hold arrays (X, Xp), (x, xp) or (x1, x2); found {sorted(keys)}")
 
 
+def load_init(path: Path) -> dict:
+    """Initial weights from an .npz (its arrays by name; checked against the model by ``check_y0``)."""
+    import numpy as np
+
+    if not path.is_file():
+        raise LinsimError(f"initial-state file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as err:  # noqa: BLE001  (any unreadable file is bad input)
+        raise LinsimError(f"cannot read initial-state file {path} as .npz: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+
+
 def _fmt(x, spec=".4g") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
@@ -70,8 +86,10 @@ def print_table(summary: dict, fp, out: Path | None) -> None:
             state = f"diverged (t = {_fmt(m['divergence_time'])})"
         elif m["collapsed"]:
             state = f"collapsed (t = {_fmt(m['collapse_time'])})"
-        else:
+        elif m.get("settled", True):
             state = f"settled (t = {_fmt(m['settle_time'])})"
+        else:
+            state = "still moving at t_max"
         typer.echo(f"{j:>4} {m['p']:>11.6f} {m['s']:>11.4e} {_fmt(m['tau'], '.6f'):>9}  {state}")
     diverged = f", {summary['n_diverged']} diverged" if summary.get("n_diverged") else ""
     typer.echo(f"{summary['n_collapsed']}/{summary['n_modes']} modes collapsed{diverged}; status: {summary['status']}, "
@@ -117,29 +135,30 @@ def print_ensemble(ens: dict) -> None:
 @app.command()
 @cli_command
 def simulate(
-    eta: float = typer.Option(0.04, help="weight decay of W (and of Wp unless --eta-p)"),
+    eta: float = typer.Option(_H.eta, help="weight decay of W (and of Wp unless --eta-p)"),
     eta_p: Optional[float] = typer.Option(None, "--eta-p", help="weight decay of the predictor Wp [default: eta]"),
-    beta: float = typer.Option(0.5, help="EMA rate relative to the learning rate; inf = SimSiam"),
-    alpha_p: float = typer.Option(1.0, "--alpha-p", help="relative learning rate of the predictor"),
-    sigma2: float = typer.Option(0.5, help="augmentation variance: X = I, X' = sigma2 I"),
+    beta: float = typer.Option(_H.beta, help="EMA rate relative to the learning rate; inf = SimSiam"),
+    alpha_p: float = typer.Option(_H.alpha_p, "--alpha-p", help="relative learning rate of the predictor"),
+    sigma2: float = typer.Option(SIGMA2, help="augmentation variance: X = I, X' = sigma2 I (finite, >= 0)"),
     stats: Optional[Path] = typer.Option(None, help=".npz with X, Xp (matrices), x, xp (spectra) or x1, x2 (paired views); overrides --sigma2 and --n"),
-    model: str = typer.Option("modes", help="'modes' (per-eigenmode p, w, w_a) or 'matrix' (full W, Wp, Wa)"),
-    n: int = typer.Option(8, help="input dimension (= number of modes for --model modes)"),
-    n1: Optional[int] = typer.Option(None, help="output dimension of W for --model matrix [default: n]"),
+    model: str = typer.Option("modes", help=choices("'modes' (per-eigenmode p, w, w_a) or 'matrix' (full W, Wp, Wa)", MODELS)),
+    n: int = typer.Option(8, help="input dimension; for --model modes the number of modes (one per input dimension)"),
+    n1: Optional[int] = typer.Option(None, help="output dimension of W, --model matrix only (the per-mode model refuses it) [default: n]"),
     t_max: float = typer.Option(300.0, "--t-max", help="integration time (units of the online learning rate)"),
     n_save: int = typer.Option(301, "--n-save", help="number of saved time points"),
     init_scale: float = typer.Option(0.5, "--init-scale", help="scale of the random initialisation"),
     seed: int = typer.Option(0, help="random seed of the initialisation"),
     balanced: bool = typer.Option(False, help="balanced init Wp^T Wp = alpha_p W W^T (all modes on s = p^2/alpha_p)"),
-    target: str = typer.Option("copy", help="Wa(0): 'copy' of W(0) or 'independent'"),
+    target: str = typer.Option("copy", help=choices("Wa(0): 'copy' of W(0) or 'independent'", ("copy", "independent"))),
+    init: Optional[Path] = typer.Option(None, "--init", help=".npz of initial weights: p, w, wa (per-mode, shape (n,)) or W, Wp, Wa (matrix; (n1, n), (n1, n1), (n1, n)); replaces the random draw (wa/Wa may be left out with --beta inf)"),
     stop_grad: bool = typer.Option(True, "--stop-grad/--no-stop-grad", help="keep the stop-gradient on the target"),
-    predictor: str = typer.Option("grad", help="predictor rule: grad, symmetric, identity (no predictor), directpred, directcopy"),
-    solver: Optional[str] = typer.Option(None, help="tsit5, dopri5, dopri8, kvaerno5 (adaptive) or euler (= full-batch SGD) [default: euler for directpred/directcopy and --noise runs, else tsit5]"),
+    predictor: str = typer.Option("grad", help=choices("predictor rule: grad, symmetric, identity (no predictor), directpred, directcopy", PREDICTORS)),
+    solver: Optional[str] = typer.Option(None, help=choices("tsit5, dopri5, dopri8, kvaerno5 (adaptive) or euler (= full-batch SGD) [default: euler for directpred/directcopy and --noise runs, else tsit5]", SOLVERS)),
     rtol: float = typer.Option(1e-9, help="relative tolerance of adaptive solvers"),
     atol: float = typer.Option(1e-12, help="absolute tolerance of adaptive solvers"),
     dt: float = typer.Option(0.01, help="Euler step (the SGD learning rate alpha); initial step otherwise"),
     out: Optional[Path] = typer.Option(None, help="output folder [default: a fresh folder under runs/]"),
-    force: bool = typer.Option(False, help="replace an existing output folder"),
+    force: bool = typer.Option(False, help="replace linsim's outputs in an existing output folder (a folder holding other files is refused)"),
     json_out: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout instead of the table"),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="write run.png"),
     # predictor rules (--predictor directpred/directcopy) and stochastic dynamics
@@ -147,8 +166,8 @@ def simulate(
     eps: float = typer.Option(0.01, help="directpred: added to every p_j; directcopy: eps I added to F_hat/||F_hat||"),
     freq: int = typer.Option(1, help="directpred/directcopy: reset Wp every FREQ steps (SGD-trained in between)"),
     form: str = typer.Option("theory", help="directpred eigenvalues: 'theory' sqrt(alpha_p s)+eps or 'code' sqrt(s/s_max)+eps"),
-    norm: str = typer.Option("fro", help="directcopy norm of F_hat: 'fro' or 'spectral'"),
-    noise: str = typer.Option("none", help="none (ODE), sgd (finite-batch SGD ensemble) or sde (gradient-noise SDE ensemble)"),
+    norm: str = typer.Option("fro", help=choices("directcopy 'code' form: the norm of F_hat", DIRECTCOPY_NORMS)),
+    noise: str = typer.Option("none", help=choices("none (ODE), sgd (finite-batch SGD ensemble) or sde (gradient-noise SDE ensemble)", NOISE_KINDS)),
     batch: int = typer.Option(256, help="--noise sgd/sde: minibatch size B"),
     lr: Optional[float] = typer.Option(None, help="SGD learning rate alpha (overrides --dt)"),
     seeds: int = typer.Option(1, help="--noise sgd/sde: ensemble size (noise seeds derived from --seed)"),
@@ -164,8 +183,15 @@ def simulate(
     )
     cfg = with_rules_and_noise(cfg, rho=rho, eps=eps, freq=freq, form=form, norm=norm, noise=noise, batch=batch,
                                lr=lr, seeds=seeds, momentum=momentum)
+    if n1 is not None and model == "modes":
+        raise LinsimError("--n1 applies to --model matrix only: the per-mode model has one mode per input dimension (--n)")
+    y0 = None if init is None else load_init(init)
     out = out if out is not None else default_out("simulate")
     check_out(out, force, "simulate", OUTPUTS)
+    if y0 is not None:
+        from linsim.initial import check_y0
+
+        y0 = check_y0(cfg, y0)
 
     from linsim.dynamics.modes import fixed_points
     from linsim.solve import simulate as run
@@ -174,10 +200,10 @@ def simulate(
     if cfg.noise.kind != "none":  # an ensemble; the per-mode table and the plot show seed 0
         from linsim.dynamics.stochastic import simulate_ensemble
 
-        ens = simulate_ensemble(cfg)
+        ens = simulate_ensemble(cfg, y0)
         traj = ens.trajectory(0)
     else:
-        traj = run(cfg)
+        traj = run(cfg, y0=y0)
     summary = {"config": cfg.to_json(), **traj.summary()}
     if ens is not None:
         summary["ensemble"] = ens.summary()
@@ -215,23 +241,26 @@ def simulate(
 @app.command("fixed-points")
 @cli_command
 def fixed_points_cmd(
-    eta: float = typer.Option(0.04, help="weight decay"),
-    sigma2: float = typer.Option(0.5, help="augmentation variance (X = I, X' = sigma2 I)"),
-    alpha_p: float = typer.Option(1.0, "--alpha-p", help="relative predictor learning rate"),
-    beta: float = typer.Option(1.0, help="EMA rate used for the stability analysis (inf = SimSiam)"),
+    eta: float = typer.Option(_H.eta, help="weight decay of W (and of Wp unless --eta-p)"),
+    eta_p: Optional[float] = typer.Option(None, "--eta-p", help="weight decay of the predictor Wp [default: eta]"),
+    sigma2: float = typer.Option(SIGMA2, help="augmentation variance (X = I, X' = sigma2 I)"),
+    alpha_p: float = typer.Option(_H.alpha_p, "--alpha-p", help="relative predictor learning rate"),
+    beta: float = typer.Option(_H.beta, help="EMA rate used for the stability analysis (inf = SimSiam)"),
     json_out: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """p+, p-, s+, s-, eta_c and the stability of each fixed point of the per-mode dynamics (sec 3.4)."""
-    Hyper(eta=eta, beta=beta, alpha_p=alpha_p)  # validates
+    """p+, p-, s+, s-, eta_c and the stability of each fixed point of the per-mode dynamics (defaults: those of
+    ``linsim simulate``; docs/theory_dynamics.md)."""
+    h = Hyper(eta=eta, eta_p=eta_p, beta=beta, alpha_p=alpha_p)  # validates
     Stats.isotropic(1, sigma2)
     import jax.numpy as jnp
     import numpy as np
 
     from linsim.dynamics.modes import fixed_points, stability
 
-    fp = fixed_points(eta, alpha_p, sigma2)
+    eta_p = h.eta_p_value
+    fp = fixed_points(eta, alpha_p, sigma2, eta_p=eta_p)
     args = {k: jnp.asarray(v, jnp.float64) for k, v in
-            dict(eta=eta, eta_p=eta, beta=beta, alpha_p=alpha_p, x=1.0, xp=sigma2).items()}
+            dict(eta=eta, eta_p=eta_p, beta=beta, alpha_p=alpha_p, x=1.0, xp=sigma2).items()}
     points = {"origin": (0.0, 0.0)}
     if fp.exists:
         points.update(p_plus=(fp.p_plus, fp.s_plus), p_minus=(fp.p_minus, fp.s_minus))
@@ -241,7 +270,7 @@ def fixed_points_cmd(
         stab[name] = {"p": p, "s": s, "eigenvalues": [float(np.real(e)) for e in eig],
                       "eigenvalues_imag": [float(np.imag(e)) for e in eig], "stability": kind}
     result = {
-        "eta": eta, "sigma2": sigma2, "alpha_p": alpha_p, "beta": beta,
+        "eta": eta, "eta_p": eta_p, "sigma2": sigma2, "alpha_p": alpha_p, "beta": beta,
         "p_plus": fp.p_plus, "p_minus": fp.p_minus, "s_plus": fp.s_plus, "s_minus": fp.s_minus,
         "eta_c": fp.eta_c, "exists": fp.exists, "stability": stab,
     }
