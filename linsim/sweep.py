@@ -6,27 +6,26 @@ the per-mode model; the hyperparameter axes for the small matrix model) and the 
 ``out/chunks/chunk_00012.npz`` (so a killed sweep restarted with the same arguments resumes and gives
 bit-identical results), and assembles labelled arrays into ``out/sweep.npz`` + ``out/sweep.json``.
 
-How a chunk is solved (per-mode model). The per-mode field is elementwise, so a chunk of grid points *is*
-one per-mode system with per-mode parameters: one diffrax solve of a vector of ``chunk_size`` modes, with a
-shared adaptive step whose error is controlled in the **max norm** (every mode meets rtol/atol on its own,
-at least as strictly as a solve of that mode alone). This is 2-5x faster than ``vmap`` of the scalar solve:
-a vmapped diffrax loop runs until its slowest lane finishes anyway, and under vmap every iteration selects
-over the whole save buffer. The grid points are ordered by a stiffness key (the EMA rate beta first) before
-chunking, so each chunk holds points that need similar steps. A chunk whose solve hits the divergence event
-or ``max_steps`` is re-solved point by point (``vmap`` of :func:`linsim.solve.solve_adaptive`), so one bad
-point cannot spoil its neighbours. With several local JAX devices, that many chunks run at once under
-``jax.pmap`` (one whole chunk per device), so a chunk's numbers do not depend on the device count.
+How a chunk is solved (per-mode model). Every grid point is its own adaptive solve
+(:func:`linsim.sweep_solver.solve_modes_points`): an additive Runge-Kutta (IMEX) pair, explicit in (p, w)
+and implicit in the EMA lag w_a - w, so the EMA rate beta costs no stability-limited steps; each point's step
+is controlled in the max norm over (p, w, w_a) (every point meets rtol/atol on its own). The sweep's
+quantities are computed on the fly inside the same jitted loop, so nothing is saved along the way and a
+diverged point or one out of steps cannot affect its neighbours. The chunks of a sweep have equal sizes
+(they differ by at most one point); with several local JAX devices that many chunks run at once under
+``jax.pmap``, otherwise one chunk per CPU core in threads. A point's numbers depend neither on its chunk nor on
+the device or thread count. (``method`` and ``n_save`` apply to the matrix model, which saves ``n_save``
+log-spaced times and post-processes them.)
 
 Quantities (arrays of the grid's shape): ``collapsed`` (s(T) < collapse_threshold * max(1, s0)),
 ``converged`` (|p(T) - p+| <= 1% |p+| and not collapsed), ``p_final``, ``s_final``, ``tau_final``,
-``p_plus`` (section 3.4), ``t_1pct`` (time after which p stays within 1% of p+, linearly interpolated between
-saved times; NaN if never or collapsed), ``balance_residual`` (max over saved times of
-|c(t) - e^{-2 eta t} c(0)| / (p0^2/alpha_p + s0), c = p^2/alpha_p - s, section 3.3; NaN where eta_p != eta)
-and ``status`` (0 ok, 1 diverged, 2 max_steps). Saved times are log-spaced, ``expm1(linspace(0,
-log1p(t_max), n_save))``, so t_1pct has the same relative resolution (0.7% at the defaults) from t ~ 1 to
-t_max.
+``p_plus`` (fixed points in docs/theory_dynamics.md), ``t_1pct`` (time after which p stays within 1% of p+:
+the last entry into the band, located on the cubic Hermite interpolant of the solver step where it happens;
+NaN if never or collapsed), ``balance_residual`` (max over the solver's accepted steps of
+|c(t) - e^{-2 eta t} c(0)| / (p0^2/alpha_p + s0), c = p^2/alpha_p - s; NaN where eta_p != eta), ``status``
+(0 ok, 1 diverged, 2 max_steps) and ``steps`` (attempted solver steps of the point).
 
-Reference: ../shared/theory/byol_simsiam_dynamics.md sections 3.2-3.7 and section 10 item 9.
+Reference: Tian, Chen & Ganguli, ICML 2021 (the per-mode dynamics, eq. 15-17); docs/theory_dynamics.md.
 """
 from __future__ import annotations
 
@@ -35,6 +34,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import re
 import shutil
 import sys
@@ -43,15 +43,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import diffrax as dfx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optimistix as optx
 
 import linsim  # noqa: F401  (float64)
-from linsim.dynamics.modes import modes_field
 from linsim.dynamics.variant import Variant
+from linsim.sweep_solver import solve_modes_points
 from linsim.errors import LinsimError
 from linsim.io import atomic_savez, atomic_write_json, to_jsonable
 from linsim.theory import invariants as inv
@@ -59,7 +57,7 @@ from linsim.theory import invariants as inv
 MODE_AXES = ("eta", "eta_p", "beta", "alpha_p", "sigma2", "p0", "s0")
 MATRIX_AXES = ("eta", "eta_p", "beta", "alpha_p", "sigma2")
 #: Fixed values of the parameters that are not swept. beta = inf (SimSiam, tau = 1) is the setting of the
-#: basin table of section 3.6; eta_p = None means "equal to eta" at every grid point.
+#: basin table (docs/theory_dynamics.md); eta_p = None means "equal to eta" at every grid point.
 DEFAULTS: dict[str, float | None] = {
     "eta": 0.04, "eta_p": None, "beta": math.inf, "alpha_p": 1.0, "sigma2": 0.5, "p0": 0.1, "s0": 0.1,
 }
@@ -69,6 +67,7 @@ STATUS = {0: "ok", 1: "diverged", 2: "max_steps"}
 DIVERGENCE_BOUND = 1e6
 _MAX_GRID = 10_000_000
 MAX_MATRIX_N = 64  # matrix-model sweeps vmap full n x n solves per grid point
+SLOTS = 256  # per-mode points integrated side by side within a chunk (see linsim.sweep_solver)
 
 # ------------------------------------------------------------------------------------------ grid specs
 
@@ -313,66 +312,42 @@ class SweepSpec:
 
 
 def default_chunk_size(spec: SweepSpec) -> int:
-    """Chunk size bounding the saved states of one chunk to about 64 MB (at most 4096 points)."""
-    per_point = spec.n_save * 8 * (3 if spec.model == "modes" else 3 * spec.n * (spec.n1 or spec.n))
+    """Default points per chunk: 4096 for the per-mode model (nothing is saved along a solve, so memory is
+    small; chunks bound the work lost to a kill), else bounding a chunk's saved states to about 64 MB."""
+    if spec.model == "modes":
+        return 4096
+    per_point = spec.n_save * 8 * 3 * spec.n * (spec.n1 or spec.n)
     return int(max(1, min(4096, (64 << 20) // per_point)))
+
+
+def chunk_layout(spec: SweepSpec, chunk_size: int) -> list[np.ndarray]:
+    """The chunks (flat grid indices, in :meth:`SweepSpec.order`) for at most ``chunk_size`` points each:
+    ceil(size / chunk_size) chunks of equal size (differing by at most one point, so one compiled shape)."""
+    n_chunks = -(-spec.size // chunk_size)
+    return np.array_split(spec.order(), n_chunks)
+
+
+def parallel_chunks(spec: SweepSpec) -> int:
+    """How many chunks run at once locally: one per JAX device (pmap), else one per available CPU core
+    (threads; a per-mode chunk solve runs on one core). The matrix model runs one chunk at a time."""
+    if spec.model != "modes":
+        return 1
+    ndev = len(jax.local_devices())
+    if ndev > 1:
+        return ndev
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 # ------------------------------------------------------------------------------------------ solving
 
 
-@functools.partial(jax.jit, static_argnames=("method", "max_steps"))
-def solve_modes_vector(y0, args, ts, dt0, rtol, atol, bound, *, method="tsit5", max_steps=200_000):
-    """One diffrax solve of a vector of independent modes with per-mode args and a max-norm step control.
-
-    Returns (ys at ts, diverged flag, ok flag, number of steps). The field is section 3.2's (p, w, w_a) form.
-    """
-    from linsim.solve import _SOLVERS, _exploded
-
-    term = dfx.ODETerm(lambda t, y, a: modes_field(t, y, a, Variant()))
-    exploded = lambda t, y, a, **kw: _exploded(y, bound)  # noqa: E731
-
-    sol = dfx.diffeqsolve(
-        term, _SOLVERS[method](), t0=ts[0], t1=ts[-1], dt0=dt0, y0=y0, args=args,
-        saveat=dfx.SaveAt(ts=ts),
-        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol, norm=optx.max_norm),
-        event=dfx.Event(exploded), max_steps=max_steps, throw=False,
-    )
-    diverged = sol.result == dfx.RESULTS.event_occurred
-    ok = sol.result == dfx.RESULTS.successful
-    return sol.ys, diverged, ok, sol.stats["num_steps"]
-
-
 @functools.lru_cache(maxsize=None)
-def _pmapped(method: str, max_steps: int):
-    f = functools.partial(solve_modes_vector, method=method, max_steps=max_steps)
-    return jax.pmap(f, in_axes=(0, 0, None, None, None, None, None))
-
-
-def _mode_inputs(spec: SweepSpec, P: dict[str, np.ndarray]):
-    w0 = np.sqrt(P["s0"])
-    y0 = {"p": P["p0"].copy(), "w": w0, "wa": w0.copy()}
-    args = {"eta": P["eta"], "eta_p": P["eta_p"], "beta": P["beta"], "alpha_p": P["alpha_p"],
-            "x": np.ones_like(P["eta"]), "xp": P["sigma2"]}
-    return y0, args
-
-
-def _solve_modes_each(spec: SweepSpec, y0, args, ts):
-    """Fallback: every point its own adaptive solve (vmap of linsim.solve.solve_adaptive)."""
-    from linsim.solve import solve_adaptive
-
-    def one(y, a):
-        ys, _, _, diverged, ok, steps = solve_adaptive(y, a, ts, 0.01, spec.rtol, spec.atol, DIVERGENCE_BOUND,
-                                                       model="modes", variant=Variant(), method=spec.method,
-                                                       max_steps=spec.max_steps)
-        return ys, diverged, ok, steps
-
-    y0 = {k: jnp.asarray(v)[:, None] for k, v in y0.items()}
-    args = {k: jnp.asarray(v)[:, None] for k, v in args.items()}
-    ys, div, ok, steps = jax.jit(jax.vmap(one))(y0, args)
-    ys = {k: np.asarray(v)[..., 0] for k, v in ys.items()}
-    status = np.where(np.asarray(div), 1, np.where(np.asarray(ok), 0, 2))
-    return ys, status, np.asarray(steps)
+def _pmapped(slots: int, max_steps: int):
+    f = functools.partial(solve_modes_points, slots=slots, max_steps=max_steps)
+    return jax.pmap(f, in_axes=(0, 0, 0, None, None, None, None, None))
 
 
 def _pad(idx: np.ndarray, size: int) -> np.ndarray:
@@ -400,7 +375,7 @@ def _first_persist(ts: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 def p_plus(eta: np.ndarray, sigma2: np.ndarray) -> np.ndarray:
-    """p+ = [1 + sqrt(1 - 4 eta (1+sigma2))] / (2 (1+sigma2)), NaN beyond eta_c (section 3.4; x = 1)."""
+    """p+ = [1 + sqrt(1 - 4 eta (1+sigma2))] / (2 (1+sigma2)), NaN beyond eta_c (docs/theory_dynamics.md; x = 1)."""
     k = 1.0 + np.asarray(sigma2, float)
     disc = 1.0 - 4.0 * np.asarray(eta, float) * k
     with np.errstate(invalid="ignore"):
@@ -427,48 +402,38 @@ def _quantities(spec, P, ts, p, s, tau, s0, c_scale, status, floor_s0=None):
     }
 
 
-def _finish_modes(spec, P, ts, ys, status, steps):
-    p, w, wa = ys["p"], ys["w"], ys["wa"]
-    s = w**2
-    simsiam = np.isinf(P["beta"])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tau = np.where(simsiam, 1.0, wa[:, -1] / w[:, -1])
-    out = _quantities(spec, P, ts, p, s, tau, P["s0"], None, status)
-    with np.errstate(invalid="ignore", over="ignore"):  # points x times -> the invariant's (times, modes)
-        resid = np.max(inv.balance_residual_modes_series(ts, p.T, s.T, P["alpha_p"], P["eta"]), axis=0)
-    law = (P["eta_p"] == P["eta"]) & (status == 0)
-    out["balance_residual"] = np.where(law, resid, np.nan)
-    out["steps"] = np.broadcast_to(np.asarray(steps), status.shape).astype(np.int64)
-    return out
+def _mode_inputs(spec: SweepSpec, idx: np.ndarray, size: int):
+    P = spec.params(_pad(idx, size))
+    params = {"eta": P["eta"], "eta_p": P["eta_p"], "beta": P["beta"], "alpha_p": P["alpha_p"],
+              "x": np.ones_like(P["eta"]), "xp": P["sigma2"]}
+    return params, P["p0"], P["s0"]
+
+
+_MODE_KEYS = (*QUANTITIES, "steps")
 
 
 def _solve_modes_chunks(spec: SweepSpec, idx_list: list[np.ndarray], size: int) -> list[dict]:
-    """Solve several padded chunks (one per local device when there are several)."""
-    ts = spec.ts()
-    inputs = []
-    for idx in idx_list:
-        P = spec.params(_pad(idx, size))
-        inputs.append((P, *_mode_inputs(spec, P)))
-    consts = (jnp.asarray(ts), 0.01, spec.rtol, spec.atol, DIVERGENCE_BOUND)
-    if len(idx_list) > 1:
-        stack = lambda key: {k: np.stack([inp[key][k] for inp in inputs]) for k in inputs[0][key]}  # noqa: E731
-        ys, div, ok, steps = _pmapped(spec.method, spec.max_steps)(stack(1), stack(2), *consts)
-        results = [({k: np.asarray(v[i]) for k, v in ys.items()}, bool(div[i]), bool(ok[i]), int(steps[i]))
-                   for i in range(len(idx_list))]
+    """Solve several padded chunks at once: under pmap with several local devices, else in threads."""
+    consts = (spec.t_max, spec.rtol, spec.atol, DIVERGENCE_BOUND, spec.collapse_threshold)
+    inputs = [_mode_inputs(spec, idx, size) for idx in idx_list]
+    slots = min(SLOTS, size)
+    if len(idx_list) > 1 and len(jax.local_devices()) > 1:
+        stack = lambda j: jax.tree_util.tree_map(lambda *a: np.stack(a), *[inp[j] for inp in inputs])  # noqa: E731
+        r = _pmapped(slots, spec.max_steps)(stack(0), stack(1), stack(2), *consts)
+        results = [{k: np.asarray(r[k][i]) for k in _MODE_KEYS} for i in range(len(idx_list))]
     else:
-        ys, div, ok, steps = solve_modes_vector(inputs[0][1], inputs[0][2], *consts,
-                                                method=spec.method, max_steps=spec.max_steps)
-        results = [({k: np.asarray(v) for k, v in ys.items()}, bool(div), bool(ok), int(steps))]
-    outs = []
-    for (P, y0, args), idx, (ys, _diverged, ok, steps) in zip(inputs, idx_list, results):
-        if ok:
-            status = np.zeros(size, np.int64)
-            ys = {k: v.T for k, v in ys.items()}  # (points, times)
-        else:  # one point diverged or ran out of steps: give every point its own solve
-            ys, status, steps = _solve_modes_each(spec, y0, args, jnp.asarray(ts))
-        q = _finish_modes(spec, P, ts, ys, status, steps)
-        outs.append({"idx": idx, **{k: v[: idx.size] for k, v in q.items()}})
-    return outs
+        def one(inp):
+            r = solve_modes_points(*inp, *consts, slots=slots, max_steps=spec.max_steps)
+            return {k: np.asarray(r[k]) for k in _MODE_KEYS}
+
+        if len(inputs) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(len(inputs)) as pool:
+                results = list(pool.map(one, inputs))
+        else:
+            results = [one(inputs[0])]
+    return [{"idx": idx, **{k: v[: idx.size] for k, v in r.items()}} for idx, r in zip(idx_list, results)]
 
 
 def _solve_matrix_chunk(spec: SweepSpec, idx: np.ndarray, size: int) -> dict:
@@ -780,9 +745,8 @@ def _run_locked(spec: SweepSpec, out: Path, cs: int, resuming: bool, progress: b
         atomic_write_json(out / "spec.json", {"hash": h, "chunk_size": cs, "spec": spec.to_json(),
                                               "linsim_version": linsim.__version__})
         write_manifest(out, "sweep", (*OWNED, "sweep.png"))
-    order = spec.order()
-    n_chunks = -(-spec.size // cs)
-    chunks = [order[i * cs:(i + 1) * cs] for i in range(n_chunks)]
+    chunks = chunk_layout(spec, cs)
+    n_chunks, size = len(chunks), max(c.size for c in chunks)
     path_of = lambda i: chunk_dir / f"chunk_{i:05d}.npz"  # noqa: E731
 
     def finished(i: int) -> bool:
@@ -805,14 +769,14 @@ def _run_locked(spec: SweepSpec, out: Path, cs: int, resuming: bool, progress: b
         if client is not None:
             from distributed import as_completed
 
-            futs = {client.submit(_chunk_task, spec, chunks[i], cs, pure=False): i for i in todo}
+            futs = {client.submit(_chunk_task, spec, chunks[i], size, pure=False): i for i in todo}
             for fut in as_completed(list(futs)):
                 save(futs[fut], fut.result())
         else:
-            ndev = len(jax.local_devices()) if spec.model == "modes" else 1
-            for g in range(0, len(todo), ndev):
-                group = todo[g:g + ndev]
-                for i, res in zip(group, compute_chunks(spec, [chunks[i] for i in group], cs)):
+            at_once = parallel_chunks(spec)
+            for g in range(0, len(todo), at_once):
+                group = todo[g:g + at_once]
+                for i, res in zip(group, compute_chunks(spec, [chunks[i] for i in group], size)):
                     save(i, res)
     finally:
         bar.close()
@@ -875,7 +839,7 @@ def sweep(axes: Mapping[str, Any], out_dir: str | Path, **kwargs: Any) -> SweepR
 
 
 __all__ = ["SweepSpec", "SweepResult", "parse_grid", "run_sweep", "sweep", "default_chunk_size",
-           "compute_chunks", "solve_modes_vector", "p_plus", "DEFAULTS", "QUANTITIES"]
+           "compute_chunks", "solve_modes_points", "p_plus", "DEFAULTS", "QUANTITIES"]
 
 
 if __name__ == "__main__":  # pragma: no cover
