@@ -2,8 +2,8 @@
 
 1 axis: line plots of collapsed, final p (with p+), final s, time to 1% of p+ and the balance residual.
 2 axes: heatmaps of collapsed, final p and time to 1% with analytic overlays where they apply:
-eta_c = 1/(4(1+sigma2)) on an eta axis (section 3.4), and for (p0, s0) sweeps the exact eta = 0, tau = 1
-basin boundary s0 = p0^2/alpha_p (p0 < 0) and s0 = (p0^2 - k^-2)/alpha_p (p0 > 1/k) (section 3.6), or the
+eta_c = 1/(4(1+sigma2)) on an eta axis (docs/theory_dynamics.md), and for (p0, s0) sweeps the exact eta = 0, tau = 1
+basin boundary s0 = p0^2/alpha_p (p0 < 0) and s0 = (p0^2 - k^-2)/alpha_p (p0 > 1/k) (docs/theory_dynamics.md), or the
 saddle (p-, s-) when eta > 0. 3+ axes: small multiples of the collapse map over the third axis (further
 axes averaged: the panel then shows the collapse fraction).
 """
@@ -94,7 +94,7 @@ def _heat(ax, fig, result, arr, dims, title, cmap, vmin=None, vmax=None, log=Fal
 
 
 def _overlays(ax, result, xinfo, yinfo, extra=None):
-    """Analytic lines where they apply (sections 3.4 and 3.6)."""
+    """Analytic lines where they apply (fixed points and the eta = 0 basin, docs/theory_dynamics.md)."""
     (xn, xv, xs), (yn, yv, ys) = xinfo, yinfo
 
     def coord(name, values, scale, x):
@@ -140,7 +140,7 @@ def _overlays(ax, result, xinfo, yinfo, extra=None):
                 xy = (P, S) if xn == "p0" else (S, P)
                 ax.plot(*xy, marker="x", color="tab:red", ms=8, ls="none", label="saddle (p⁻, s⁻)")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="best", fontsize=7, framealpha=0.5)
+        ax.legend(loc="upper right", fontsize=7, framealpha=0.5)  # a fixed spot: "best" searches the heatmap (slow)
 
 
 def _title(result) -> str:
@@ -168,8 +168,8 @@ def plot_sweep(result, path: str | Path) -> Path:
             y = np.asarray(d[q], float)
             ax.plot(c, y, "o-", ms=3)
             if q == "p_final":
-                ax.plot(c, d["p_plus"], "k--", lw=1, label="p⁺ (§3.4)")
-                ax.legend(fontsize=7)
+                ax.plot(c, d["p_plus"], "k--", lw=1, label="p⁺")
+                ax.legend(loc="upper right", fontsize=7)
             if q in ("t_1pct", "balance_residual", "s_final") and np.any(np.asarray(y) > 0):
                 ax.set_yscale("log")
             ax.set_title(lab, fontsize=10)
