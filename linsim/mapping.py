@@ -18,7 +18,8 @@ A trainer instead minimises a loss L whose expected gradient is ``g`` times that
 
 One torch.optim.SGD step (dampening 0, no Nesterov; ``optax.chain(add_decayed_weights(wd), sgd(lr, mu))``
 is the same) with learning rate lr, weight decay wd, momentum mu per parameter block, followed by the
-target EMA Wa <- m Wa + (1 - m) W, is exactly linsim's discrete step (``linsim.dynamics.momentum``) with
+target EMA Wa <- m Wa + (1 - m) W, is exactly linsim's discrete step (``linsim.dynamics.discrete``, with
+``Solver.dt`` = alpha, ``Noise.momentum`` = mu and ``Hyper.beta`` = beta_ode below) with
 
     alpha   = g lr                       ODE time per SGD step (the theory's learning rate)
     eta     = wd / g                     weight decay of W per unit ODE time
@@ -37,8 +38,10 @@ Momentum. Heavy-ball momentum mu is not in the ODE. For small steps its buffer s
 times 1/(1 - mu), so training follows the ODE with the *effective* step alpha/(1 - mu) per SGD step:
 ``TheoryParams.time_per_step`` = alpha/(1 - mu), and in that time the EMA rate is
 ``TheoryParams.beta_ode`` = (1 - m)(1 - mu)/alpha = beta (1 - mu) (eta, eta_p and alpha_p are unchanged,
-since torch's weight decay enters the buffer with the gradient). This is first order in alpha: the test
-suite measures the error ratio as alpha halves. Example: the official BYOL-on-STL10 recipe (lr 0.03,
+since torch's weight decay enters the buffer with the gradient). linsim's discrete simulator counts time
+the same way (every rate of ``Hyper`` per unit ODE time), so ``Hyper.beta`` = beta_ode there, and the run
+approximates the ODE of that same ``Hyper`` to first order in alpha (the test suite measures the error
+ratio as alpha halves). Without momentum beta_ode = beta. Example: the official BYOL-on-STL10 recipe (lr 0.03,
 momentum 0.9, m = 0.996, wd 4e-4) with the theory's 1/2-sum loss has alpha = 0.03, effective step 0.3 per
 SGD step and beta_ode = 0.0133.
 
@@ -167,7 +170,8 @@ class TheoryParams:
     """The theory's parameters for one SGD step (module docstring).
 
     alpha: ODE time per SGD step without momentum (linsim's ``Solver.dt`` for a discrete run); beta: EMA
-    rate (inf = SimSiam; linsim's ``Hyper.beta``, gamma_a = 1 - alpha beta); eta, eta_p: weight decays per
+    rate per alpha of time, (1 - m)/alpha (inf = SimSiam; linsim's ``Hyper.beta`` is ``beta_ode``, which
+    equals beta without momentum); eta, eta_p: weight decays per
     unit ODE time; alpha_p: predictor learning-rate ratio; momentum: heavy-ball mu (``Noise.momentum``).
     """
 

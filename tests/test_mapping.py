@@ -70,7 +70,7 @@ def test_torch_step_equals_linsim_step(seed, alpha, mu, ema, wd, pred, loss):
     tc = TrainingConventions(lr=lr, momentum=mu, ema=ema, weight_decay=wd, loss=loss,
                              pred_lr=3.0 * lr if own else None, pred_weight_decay=0.02 if own else None)
     tp = to_theory(tc)
-    cfg = ls.Config(model="matrix", n1=N1, hyper=ls.Hyper(eta=tp.eta, eta_p=tp.eta_p, beta=tp.beta, alpha_p=tp.alpha_p),
+    cfg = ls.Config(model="matrix", n1=N1, hyper=ls.Hyper(eta=tp.eta, eta_p=tp.eta_p, beta=tp.beta_ode, alpha_p=tp.alpha_p),
                     stats=ls.Stats.matrices(X, Xp),
                     solver=ls.Solver(t_max=STEPS * tp.time_per_step, n_save=STEPS + 1, method="euler", dt=tp.alpha),
                     noise=Noise(momentum=tp.momentum))

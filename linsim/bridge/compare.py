@@ -9,7 +9,8 @@
    l2-normalised 2 - 2 cos(q, z') *summed* over the two view orders and averaged over the batch; linsim's
    SGD simulator with ``normalized=True, symmetric=True`` uses the same per-sample loss *averaged* over the
    orders, so the gradient scale is g = 2: alpha = 2 lr, eta = wd/2, alpha_p = pred_lr_ratio,
-   eta_p = alpha_p pred_wd/2, beta = (1 - m)/alpha, momentum as is (docs/mapping.md).
+   eta_p = alpha_p pred_wd/2, EMA rate (1 - m)(1 - mu)/alpha per unit ODE time (a step lasts
+   alpha/(1 - mu) of it), momentum mu as is (docs/mapping.md).
 3. **Simulation.** The matching linear model (d x d matrices W, Wp, Wa) runs as a finite-batch SGD ensemble
    on Gaussian views with these X, X' (``linsim.dynamics.stochastic.simulate_sgd``), batch = the run's batch
    size, the same number of steps, the run's initial predictor Wp(0), W(0) = Wa(0) = I, heavy-ball momentum,
@@ -151,7 +152,7 @@ def simulate_run(tcfg, stats, Wp0: np.ndarray, tp, *, steps_per_epoch: int, epoc
             break
         cfg = ls.Config(
             model="matrix", n1=d,
-            hyper=ls.Hyper(eta=tp_e.eta, eta_p=tp_e.eta_p, beta=tp_e.beta, alpha_p=tp_e.alpha_p,
+            hyper=ls.Hyper(eta=tp_e.eta, eta_p=tp_e.eta_p, beta=tp_e.beta_ode, alpha_p=tp_e.alpha_p,
                            stop_grad=bool(tcfg.stop_grad), predictor=rules[tcfg.predictor]),
             stats=stats, init=ls.Init(seed=seed),
             solver=ls.Solver(t_max=steps_per_epoch * tp_e.time_per_step, n_save=2, method="euler", dt=tp_e.alpha,

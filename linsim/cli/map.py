@@ -73,7 +73,7 @@ def map_cmd(
     typer.echo(f"momentum {tp.momentum:g}: time per step alpha/(1-mu) = {tp.time_per_step:.6g}, "
                f"EMA rate in that time beta (1-mu) = {_f(tp.beta_ode, '.6g')}")
     typer.echo(f"simulate: linsim simulate --eta {tp.eta:.6g} --eta-p {tp.eta_p_value:.6g} --alpha-p {tp.alpha_p:.6g} "
-               f"--beta {_f(tp.beta, '.6g')} --solver euler --dt {tp.alpha:.6g}"
+               f"--beta {_f(tp.beta_ode, '.6g')} --solver euler --dt {tp.alpha:.6g}"
                + (f" --momentum {tp.momentum:g}" if tp.momentum else ""))
     if fates is None:
         return

@@ -8,13 +8,15 @@ mu = ``Noise.momentum``):
 2. D = the ODE's field at (W, Wp, Wa): -(grad J + eta W) for W, alpha_p (-grad_Wp J) - eta_p Wp for Wp
 3. buf <- mu buf + D per block; W <- W + alpha buf_W, Wp <- Wp + alpha buf_Wp        (``heavy_ball``)
 4. Wp <- rule(F_hat) when k % freq == 0 (DirectPred / DirectCopy only)
-5. Wa <- gamma_a Wa + (1 - gamma_a) W_new, gamma_a = 1 - alpha beta (SimSiam: Wa = W_new)
+5. Wa <- gamma_a Wa + (1 - gamma_a) W_new, gamma_a = 1 - beta alpha/(1 - mu) (SimSiam: Wa = W_new)
 
 Step 3 is torch.optim.SGD (dampening 0, no Nesterov: buf = mu buf + (grad + wd param), param -= lr buf)
 in the theory's units; ``linsim.mapping`` converts a torch/optax configuration and its buffers. The
 momentum buffers are part of the state: ``resume_state(traj)`` returns the state at the end of a run and
 ``simulate_discrete(cfg, start=...)`` continues from it, so a learning-rate schedule is a chain of runs.
-At small alpha the run follows the ODE with time alpha/(1 - mu) per step and EMA rate beta (1 - mu).
+Every rate of the config (eta, eta_p, beta) is per unit ODE time and a step lasts alpha/(1 - mu) of it
+(``time_per_step``): at small alpha the run follows the ODE of the same ``Hyper``, to first order in alpha.
+So torch's EMA momentum m is 1 - beta alpha/(1 - mu) (``linsim.mapping``: beta here is ``beta_ode``).
 
 References: Tian, Chen & Ganguli (ICML 2021), Lemma 1 and Eqs. 18-19; the official trainer
 facebookresearch/luckmatters ``ssl/real-dataset/byol_trainer.py`` for the order of operations;
@@ -76,7 +78,7 @@ def _run(carry0, args, dt, mu, rho, eps, *, model, variant, rule, form, norm, fr
         if rule is not None:
             Wp = reset_predictor(Wp, F_hat, k, rule=rule, freq=freq, eps=eps, form=form, norm=norm,
                                  alpha_p=args["alpha_p"], model=model)
-        Wa = ema_target(y[kA], W, dt, args["beta"])
+        Wa = ema_target(y[kA], W, dt / (1.0 - mu), args["beta"])  # EMA rate beta per unit ODE time
         return {kW: W, kP: Wp, kA: Wa}, buf, F_hat, k + 1
 
     return scan_saving(step, carry0, n_save - 1, save_every, save=lambda c: (c[0], c[1], c[2]))
@@ -105,10 +107,10 @@ def simulate_discrete(cfg: Config, y0: dict | None = None, start: dict | None = 
     ``y0``: initial weights (default drawn from ``cfg.init``); ``start``: continue a previous run, a dict
     with the momentum buffers ``buf_W``, ``buf_Wp`` (``buf_w``, ``buf_p`` per mode), the step counter
     ``step`` and, for a reset rule, ``F_hat`` (``resume_state`` builds it). Times are ODE times: ``t_max``
-    and the saved ``ts`` count alpha/(1 - mu) per step (``time_per_step``), so a momentum run lines up with
-    the ODE whose EMA rate is beta (1 - mu); ``beta`` itself stays the per-step EMA rate, gamma_a = 1 - alpha
-    beta. Returns a Trajectory whose ``ts`` continue from the start step, with ``extras`` holding the
-    buffers (and ``F_hat``) at the saved times.
+    and the saved ``ts`` count alpha/(1 - mu) per step (``time_per_step``), and the EMA uses
+    gamma_a = 1 - beta alpha/(1 - mu), so a momentum run approximates the ODE of the same ``Hyper``.
+    Returns a Trajectory whose ``ts`` continue from the start step, with ``extras`` holding the buffers
+    (and ``F_hat``) at the saved times.
     """
     from linsim.initial import initial_arrays
     from linsim.solve import euler_grid, make_args, variant_of

@@ -5,7 +5,7 @@ network fed Gaussian data) and the SDE that matches its first two moments.
     minibatch of B samples with lr alpha (= ``Solver.dt``) for W and alpha alpha_p for Wp, weight decay
     eta / eta_p, optional SGD momentum mu (PyTorch convention, momentum on the gradient + weight decay; saved
     times then count alpha/(1 - mu) of ODE time per step, as in ``linsim.dynamics.discrete``), target
-    EMA gamma_a = 1 - alpha beta applied after the online step (SimSiam: Wa = W). Gradients are
+    EMA gamma_a = 1 - beta alpha/(1 - mu) applied after the online step (SimSiam: Wa = W). Gradients are
     ``jax.grad`` of the minibatch loss with ``stop_gradient`` on the target. Losses, per sample:
       un-normalised  1/2 ||Wp W x1 - Wa x2||^2            (expectation = the ODE's J, sec 1.3)
       normalised     2 - 2 <y/|y|, z/|z|>,  y = Wp W x1, z = Wa x2   (BYOL's regression loss)
@@ -186,7 +186,7 @@ def _run_sgd(carry0, keys, args, Xh, Xph, dt, momentum, rho, eps, *, model, vari
             if rule is not None:
                 Wp = reset_predictor(Wp, F_hat, k, rule=rule, freq=freq, eps=eps, form=form, norm=norm,
                                      alpha_p=args["alpha_p"], model=model)
-            Wa = ema_target(y[kA], W, dt, args["beta"])
+            Wa = ema_target(y[kA], W, dt / (1.0 - momentum), args["beta"])  # EMA rate beta per unit ODE time
             return {kW: W, kP: Wp, kA: Wa}, buf, F_hat, k + 1
 
         return scan_saving(step, carry0, n_save - 1, save_every, save=lambda c: c[:3])
