@@ -1,8 +1,9 @@
 """On-device, vectorised, jitted image augmentation for BYOL/SimSiam: m random views of a uint8 batch.
 
 The pipeline per view and per image follows the torchvision recipes of the original experiments (BYOL,
-Grill et al., NeurIPS 2020, appendix B; SimSiam, Chen & He, CVPR 2021, appendix A; DirectPred, Tian,
-Chen & Ganguli, ICML 2021, section 6), in this order:
+Grill et al., NeurIPS 2020, appendix B; SimSiam, Chen & He, CVPR 2021; and the DirectPred code of Tian,
+Chen & Ganguli, "Understanding Self-supervised Learning Dynamics without Contrastive Pairs", ICML 2021,
+``facebookresearch/luckmatters``, ``ssl/real-dataset/data/transforms.py``), in this order:
 
 1. **Random resized crop** (torchvision ``RandomResizedCrop``): area fraction ~ U(``crop_scale``), log
    aspect ratio ~ U(log ``crop_ratio``), width and height rounded to pixels, up to 10 attempts and a centre
@@ -10,7 +11,8 @@ Chen & Ganguli, ICML 2021, section 6), in this order:
    resampled to ``size`` x ``size`` with ``jax.image.scale_and_translate`` (bilinear, antialiased when
    shrinking, like torchvision's ``antialias=True``). dm-pix has no random-resized-crop (its
    ``random_crop`` is fixed-size, its ``affine_transform`` interpolates per pixel with gathers); a
-   separable resampling is two small matrix products per image, fast on CPU and GPU.
+   separable resampling is two small matrix products per image (dense (size x H) weights: cheap at
+   32 x 32, and matrix products are what accelerators do best).
 2. **Horizontal flip** with probability ``flip_p`` (``dm_pix.flip_left_right``).
 3. **Colour jitter** with probability ``jitter_p``: brightness, contrast, saturation and hue factors drawn
    as torchvision's ``ColorJitter(b, c, s, h)`` draws them, applied in a random order per image as
@@ -24,7 +26,7 @@ Chen & Ganguli, ICML 2021, section 6), in this order:
 5. **Gaussian blur** with probability ``blur_p``, sigma ~ U(``blur_sigma``), kernel ``blur_kernel``, on a
    reflect-padded image as torchvision pads it. Written out as two separable passes: ``dm_pix.gaussian_blur``
    takes one sigma per call, and with a sigma per image under ``vmap`` it turns into a grouped convolution
-   with one kernel per image, ~20x slower on CPU (the tests check the two agree).
+   with one kernel per image, ~5x slower on CPU (the tests check the two agree).
 6. **Normalisation** ``(x - mean) / std`` per channel.
 
 Every random draw and every arithmetic op is float32, whatever ``jax_enable_x64`` says (``import linsim``
@@ -35,7 +37,8 @@ of a call come from one ``jax.random.uniform`` draw of shape (views, B, 35): a c
 fast, deterministic in the key.
 
 Per-dataset parameters (:func:`recipe`): CIFAR-10 and STL-10 as in the DirectPred code; STL-10 is not
-normalised there, so its mean is 0 and std 1 here too; the built-in set, ``npz`` and ``digits`` use the
+normalised there, so its mean is 0 and std 1 here too (inputs in [0, 1]); at a size other than 96 the
+STL-10 blur kernel and sigma range scale with ``size / 96``; the built-in set, ``npz`` and ``digits`` use the
 CIFAR-10 recipe with mean = std = 0.5, and ``digits`` does not flip (a mirrored digit is another symbol).
 See ``docs/bridge.md``.
 """
@@ -231,7 +234,7 @@ def gaussian_blur(image: jax.Array, sigma: jax.Array, kernel: int) -> jax.Array:
 
     Written out (two passes of ``kernel`` shifted multiply-adds) rather than ``dm_pix.gaussian_blur``: that
     takes one sigma per call, and under ``vmap`` with a sigma per image it becomes a grouped convolution with
-    a kernel per image, ~4x slower on CPU. The tests check both agree.
+    a kernel per image, ~5x slower on CPU. The tests check both agree.
     """
     r = kernel // 2
     height, width = image.shape[0], image.shape[1]
