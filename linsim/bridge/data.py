@@ -228,6 +228,8 @@ def _find_dir(path: Path, sub: str, marker: str, what: str) -> Path:
 
 
 def _need_file(path: Path) -> Path:
+    if path.is_dir():
+        raise LinsimError(f"{path}: is a directory, expected a file")
     if not path.is_file():
         raise LinsimError(f"{path}: file not found")
     return path

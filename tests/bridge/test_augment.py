@@ -170,6 +170,22 @@ def test_crop_boxes_follow_torchvision_sampling():
     assert len(np.unique(top)) > 10 and len(np.unique(left)) > 10
 
 
+def test_crop_fallback_is_torchvision_centre_crop():
+    # a 16 x 32 image, whole-area boxes of ratio 1 (23 x 23) never fit: torchvision falls back to the
+    # centred box of the clamped ratio, 16 x 16 at left = (32 - 16) // 2
+    u = jax.random.uniform(KEY, (A._N_UNIFORMS,), jnp.float32)
+    box = A.crop_box(u, 16, 32, jnp.asarray([1.0, 1.0], jnp.float32), jnp.zeros(2, jnp.float32))
+    np.testing.assert_array_equal(np.asarray(box), [0, 8, 16, 16])
+
+
+def test_resampling_a_box_at_scale_one_copies_its_pixels():
+    # a 16 x 16 box of a 32 x 32 image resampled to 16 x 16: scale 1, translation -(top, left), so the
+    # output is exactly the sub-image (this pins the sign and axis order of the translation)
+    img = jnp.asarray(_unit(np.random.default_rng(2).integers(0, 256, (32, 32, 3), dtype=np.uint8)), jnp.float32)
+    out = A.resize_box(img, jnp.asarray([3.0, 5.0, 16.0, 16.0], jnp.float32), 16)
+    np.testing.assert_allclose(out, img[3:19, 5:21], atol=1e-6)  # weights 1/0: float32 round-off only
+
+
 def test_jitter_ops_match_torchvision_definitions():
     x = jnp.asarray(_unit(IMAGES[0]), jnp.float32)
     gray = np.asarray(x) @ np.array([0.2989, 0.5870, 0.1140])

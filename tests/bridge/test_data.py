@@ -293,6 +293,8 @@ def test_npz_bad_contents_name_the_file(tmp_path, arrays, fragment):
 def test_npz_missing_or_corrupt_file(tmp_path):
     with pytest.raises(LinsimError, match="nope.npz: file not found"):
         load_dataset("npz", tmp_path / "nope.npz")
+    with pytest.raises(LinsimError, match="is a directory, expected a file"):
+        load_dataset("npz", tmp_path)
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 definitely not a zip")
     with pytest.raises(LinsimError, match="junk.npz: not a readable .npz"):
         load_dataset("npz", tmp_path / "junk.npz")
