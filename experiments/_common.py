@@ -40,3 +40,43 @@ def save(fig, out: Path, name: str, **data) -> list[Path]:
 
     plt.close(fig)
     return paths
+
+
+# initial conditions of the collapse phase diagrams: 10 x 8 points (p0, s0) in [-0.5, 1] x [0.01, 0.5]
+IC_P0 = np.linspace(-0.5, 1.0, 10)
+IC_S0 = np.linspace(0.01, 0.5, 8)
+
+
+def collapse_sweep(axes: dict, fixed: dict, t_max: float = 3000.0) -> dict:
+    """Sweep ``axes`` (two hyperparameters) x the IC_P0 x IC_S0 initial conditions with ``linsim.sweep``;
+    returns the fractions of initial conditions that collapsed / converged to p+ / neither by t_max, and the
+    median time to 1% of p+ over converged ones, each of the two hyperparameter axes' shape."""
+    import tempfile
+
+    from linsim.sweep import SweepSpec, run_sweep
+
+    spec = SweepSpec(axes={**{k: list(map(float, v)) for k, v in axes.items()}, "p0": IC_P0.tolist(), "s0": IC_S0.tolist()},
+                     fixed=fixed, t_max=t_max)
+    with tempfile.TemporaryDirectory() as tmp:
+        res = run_sweep(spec, tmp, progress=False)
+        collapsed = np.asarray(res["collapsed"], bool)
+        converged = np.asarray(res["converged"], bool)
+        t1 = np.asarray(res["t_1pct"], float)
+    t_conv = np.where(converged, t1, np.nan)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            median_t = np.nanmedian(t_conv.reshape(*t_conv.shape[:2], -1), axis=-1)
+    return {"collapsed": collapsed, "converged": converged, "frac_collapsed": collapsed.mean((2, 3)),
+            "frac_converged": converged.mean((2, 3)), "frac_undecided": (~collapsed & ~converged).mean((2, 3)),
+            "median_t_1pct": median_t}
+
+
+def analytic_fraction(eta: float, alpha_p: float, sigma2: float) -> float:
+    """Fraction of the IC grid inside the tau = 1 collapse basin (``linsim.dynamics.modes.in_collapse_basin``)."""
+    from linsim.dynamics.modes import in_collapse_basin
+
+    P, S = np.meshgrid(IC_P0, IC_S0, indexing="ij")
+    return float(in_collapse_basin(P, S, eta, alpha_p, sigma2).mean())

@@ -226,3 +226,26 @@ def basin_boundary(eta, alpha_p=1.0, sigma2=0.5, x=1.0, eta_p=None, p_lim=(-2.0,
         path = np.concatenate([[[p0], [s0]], sol.y], axis=1)
         branches.append(path)
     return branches
+
+
+def in_collapse_basin(p0, s0, eta, alpha_p=1.0, sigma2=0.5, x=1.0):
+    """True where (p0, s0) lies in the tau = 1 (SimSiam) collapse basin: the exact eta = 0 formula, everything for
+    eta >= eta_c, else the region below the saddle's stable manifold (:func:`basin_boundary`)."""
+    from matplotlib.path import Path as _Path
+
+    p0, s0 = np.broadcast_arrays(np.asarray(p0, float), np.asarray(s0, float))
+    if eta == 0:
+        return collapses_eta0(p0, s0, alpha_p, sigma2)
+    if eta >= eta_critical(x, sigma2):
+        return np.ones(p0.shape, bool)
+    lo = min(-2.0, float(p0.min()) - 1.0)
+    hi = max(2.0, float(p0.max()) + 1.0)
+    top = max(3.0, 2.0 * float(s0.max()))
+    left, right = sorted(basin_boundary(eta, alpha_p, sigma2, x=x, p_lim=(lo, hi), s_max=top), key=lambda b: b[0, -1])
+    # close the region below the edge along the box: through the top corners where a branch left through the top
+    up_left = [[lo, top]] if left[1, -1] >= top - 1e-9 else []
+    up_right = [[hi, top]] if right[1, -1] >= top - 1e-9 else []
+    poly = np.concatenate([[[lo, -1.0]], *([np.array(up_left)] if up_left else []), left.T[::-1], right.T,
+                           *([np.array(up_right)] if up_right else []), [[hi, -1.0]]])
+    inside = _Path(poly).contains_points(np.stack([p0.ravel(), s0.ravel()], 1))
+    return inside.reshape(p0.shape)
