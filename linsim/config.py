@@ -322,14 +322,19 @@ NOISE_KINDS = ("none", "sgd", "sde")
 
 @dataclass(frozen=True)
 class Predictor:
-    """Parameters of the closed-form predictor rules DirectPred / DirectCopy (theory note section 4.2-4.4).
+    """Parameters of the closed-form predictor rules DirectPred / DirectCopy (docs/predictors_and_noise.md).
 
     rho: EMA rate of the correlation estimate, F_hat <- rho F_hat + (1 - rho) d (code ``dyn_lambda``);
     eps: added to the eigenvalues (DirectPred, ``dyn_eps``) or to the diagonal (DirectCopy);
     freq: Wp is reset every ``freq`` SGD steps (gradient-trained in between; code ``predictor_freq``);
-    form: DirectPred eigenvalue map, 'theory' p_j = sqrt(alpha_p s_j) + eps (sec 4.4 (a), reproduces p+-) or
-    'code' p_j = max(sqrt(max(s_j, 0)/s_max) + eps, 1e-4) (``boost_scale``); norm: DirectCopy's ||F_hat||,
-    'fro' or 'spectral'. Defaults: the official DirectPred command (rho = 0.3, eps = 0.01, freq = 1).
+    form: which form of the rule. DirectPred: 'theory' p_j = sqrt(alpha_p s_j) + eps (reproduces the gradient
+    predictor's p+- in the toy) or 'code' p_j = max(sqrt(max(s_j, 0)/s_max) + eps, 1e-4) (``boost_scale`` of the
+    official code of Tian, Chen & Ganguli, ICML 2021, Eq. 18). DirectCopy: 'theory' Wp = F_hat + eps I (per-mode
+    fixed point p = p+-, f = p - eps; ``linsim.dynamics.predictors.directcopy_fixed_points``) or 'code'
+    Wp = F_hat/||F_hat|| + eps I (Wang, Chen, Du & Tian, arXiv 2110.04947, 2021), which in the un-normalised
+    toy lets s grow without bound. norm: the 'code' DirectCopy's ||F_hat||, 'fro' or 'spectral'. Defaults:
+    the official DirectPred command (rho = 0.3, eps = 0.01, freq = 1) and the 'theory' forms, which converge
+    in the toy (docs/predictors_and_noise.md).
     """
 
     rho: float = 0.3

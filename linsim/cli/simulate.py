@@ -163,9 +163,9 @@ def simulate(
     plot: bool = typer.Option(True, "--plot/--no-plot", help="write run.png"),
     # predictor rules (--predictor directpred/directcopy) and stochastic dynamics
     rho: float = typer.Option(0.3, help="directpred/directcopy: EMA rate of the correlation estimate F_hat"),
-    eps: float = typer.Option(0.01, help="directpred: added to every p_j; directcopy: eps I added to F_hat/||F_hat||"),
+    eps: float = typer.Option(0.01, help="directpred: added to every p_j; directcopy: eps I added to F_hat (or F_hat/||F_hat||)"),
     freq: int = typer.Option(1, help="directpred/directcopy: reset Wp every FREQ steps (SGD-trained in between)"),
-    form: str = typer.Option("theory", help="directpred eigenvalues: 'theory' sqrt(alpha_p s)+eps or 'code' sqrt(s/s_max)+eps"),
+    form: str = typer.Option("theory", help=choices("directpred: 'theory' p = sqrt(alpha_p s)+eps or 'code' sqrt(s/s_max)+eps (Tian et al. 2021); directcopy: 'theory' Wp = F+eps I or 'code' F/||F||+eps I (Wang et al. 2021; grows without bound in this toy)", DIRECTPRED_FORMS)),
     norm: str = typer.Option("fro", help=choices("directcopy 'code' form: the norm of F_hat", DIRECTCOPY_NORMS)),
     noise: str = typer.Option("none", help=choices("none (ODE), sgd (finite-batch SGD ensemble) or sde (gradient-noise SDE ensemble)", NOISE_KINDS)),
     batch: int = typer.Option(256, help="--noise sgd/sde: minibatch size B"),
@@ -222,6 +222,11 @@ def simulate(
     h, pr = cfg.hyper, cfg.predictor
     applies = h.stop_grad and (h.predictor in ("grad", "symmetric") or (h.predictor == "directpred" and pr.form == "theory"))
     fp = fixed_points(eta, alpha_p, sigma2, eta_p=h.eta_p_value) if cfg.stats.kind == "isotropic" and applies else None
+    if h.stop_grad and h.predictor == "directcopy" and pr.form == "theory" and cfg.stats.kind == "isotropic" \
+            and h.eta_p_value == h.eta:
+        from linsim.dynamics.predictors import directcopy_fixed_points
+
+        fp = directcopy_fixed_points(eta, sigma2, pr.eps)  # p+- as the gradient predictor, s = p - eps
     if json_out:
         typer.echo(dumps({"out": str(out), **summary}))
     else:

@@ -74,20 +74,56 @@ def _norm_of(F_hat, norm: str, diagonal: bool):
     raise LinsimError(f"unknown DirectCopy norm {norm!r}; choose 'fro' or 'spectral'")
 
 
-def directcopy(F_hat, eps=0.3, norm: str = "fro"):
-    """W_p = F_hat / ||F_hat|| + eps I (DirectCopy, Wang et al. arXiv 2110.04947; the norm type is unconfirmed, so both
-    Frobenius and spectral are offered). F_hat = 0 gives eps I. Symmetric whenever F_hat is."""
+def directcopy(F_hat, eps=0.3, norm: str = "fro", form: str = "code"):
+    """DirectCopy's predictor from the correlation estimate F_hat (symmetrised first).
+
+    form='code': W_p = F_hat / ||F_hat|| + eps I, the rule of Wang, Chen, Du & Tian, "Towards demystifying
+    representation learning with non-contrastive self-supervision" (arXiv 2110.04947, 2021), DirectCopy; the
+    norm type is not stated there, so Frobenius ('fro') and spectral are offered. F_hat = 0 gives eps I.
+    In the un-normalised linear toy this form caps p near 1/sqrt(k) + eps whatever the scale of F, so s grows
+    without bound (docs/predictors_and_noise.md).
+    form='theory': W_p = F_hat + eps I (no normalisation), linsim's form for the toy: per mode p_j = f_j + eps
+    with f_j the eigenvalue of F = W X W^T, whose non-trivial fixed points are p = p+- of the gradient
+    predictor with f = p - eps (:func:`directcopy_fixed_points`). Symmetric whenever F_hat is.
+    """
     F_hat = symmetrize(F_hat)
-    nrm = _norm_of(F_hat, norm, diagonal=False)[..., None, None]
     eye = jnp.eye(F_hat.shape[-1], dtype=F_hat.dtype)
+    if form == "theory":
+        return F_hat + eps * eye
+    if form != "code":
+        raise LinsimError(f"unknown DirectCopy form {form!r}; choose 'code' or 'theory'")
+    nrm = _norm_of(F_hat, norm, diagonal=False)[..., None, None]
     return F_hat / jnp.where(nrm > 0, nrm, 1.0) + eps * eye
 
 
-def directcopy_eigs(s, eps=0.3, norm: str = "fro"):
-    """DirectCopy on a diagonal F_hat = diag(s) (per-mode model): p_j = s_j / ||s|| + eps."""
+def directcopy_eigs(s, eps=0.3, norm: str = "fro", form: str = "code"):
+    """DirectCopy on a diagonal F_hat = diag(s) (per-mode model): p_j = s_j / ||s|| + eps ('code') or
+    p_j = s_j + eps ('theory'); see :func:`directcopy`."""
     s = jnp.asarray(s)
+    if form == "theory":
+        return s + eps
+    if form != "code":
+        raise LinsimError(f"unknown DirectCopy form {form!r}; choose 'code' or 'theory'")
     nrm = _norm_of(s, norm, diagonal=True)[..., None]
     return s / jnp.where(nrm > 0, nrm, 1.0) + eps
+
+
+def directcopy_fixed_points(eta, sigma2=0.5, eps=0.01, x=1.0):
+    """Per-mode fixed points of DirectCopy's theory form p = f + eps, f = x w^2 the eigenvalue of F.
+
+    At a non-trivial fixed point (tau = 1) ds/dt = 0 needs p (x - k p) = eta, k = x + sigma2: the gradient
+    predictor's p+- = [x +- sqrt(x^2 - 4 eta k)] / (2k) (Tian, Chen & Ganguli, ICML 2021, section 3.4;
+    docs/theory_dynamics.md); then f+- = p+- - eps and s+- = w^2 = f+- / x. A branch exists where p > eps,
+    i.e. f > 0; p+ is stable when it exists (d/dp [p (x - k p)] = x - 2 k p+ < 0). Returns FixedPoints
+    (p_plus, p_minus, s_plus, s_minus, eta_c, exists) with s = w^2; NaN where no branch exists.
+    """
+    from linsim.dynamics.modes import FixedPoints, fixed_points
+
+    fp = fixed_points(eta, 1.0, sigma2, x=x)
+    if not fp.exists or fp.p_plus <= eps:
+        return FixedPoints(float("nan"), float("nan"), float("nan"), float("nan"), fp.eta_c, False)
+    s_minus = (fp.p_minus - eps) / x if fp.p_minus > eps else float("nan")
+    return FixedPoints(fp.p_plus, fp.p_minus, (fp.p_plus - eps) / x, s_minus, fp.eta_c, True)
 
 
 # ---------------------------------------------------------------- the rho-EMA of the correlation (Eq. 19)
@@ -113,7 +149,7 @@ def apply_rule(F_hat, rule: str, *, eps, form: str = "code", norm: str = "fro", 
     if rule == "directpred":
         return directpred_eigs(F_hat, eps, form, alpha_p) if diagonal else directpred(F_hat, eps, form, alpha_p)
     if rule == "directcopy":
-        return directcopy_eigs(F_hat, eps, norm) if diagonal else directcopy(F_hat, eps, norm)
+        return directcopy_eigs(F_hat, eps, norm, form) if diagonal else directcopy(F_hat, eps, norm, form)
     raise LinsimError(f"unknown predictor rule {rule!r}; choose one of {', '.join(RULES)}")
 
 
