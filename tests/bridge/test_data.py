@@ -7,7 +7,9 @@ transposed or mirrored reader fails the asymmetric-pixel checks. Everything is e
 """
 from __future__ import annotations
 
+import io
 import pickle
+import struct
 import sys
 
 import jax
@@ -32,7 +34,40 @@ def _cifar_rows(images: np.ndarray) -> np.ndarray:
     return rows
 
 
-def _write_cifar(root, n_per_batch=3, seed=0, *, protocol=2):
+class _Py2Pickler(pickle._Pickler):
+    """Pickles as Python 2's cPickle wrote the CIFAR-10 batches: str and bytes as py2 ``str`` (BINSTRING,
+    read back as bytes with ``encoding="bytes"``), numpy classes under ``numpy.core``, GLOBAL opcodes."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+
+    def _save_py2_str(self, obj):
+        raw = obj.encode("latin1") if isinstance(obj, str) else obj
+        if len(raw) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(raw)]) + raw)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(raw)) + raw)
+        self.memoize(obj)
+
+    def save_global(self, obj, name=None):
+        module = obj.__module__.replace("numpy._core", "numpy.core")
+        self.write(pickle.GLOBAL + f"{module}\n{name or obj.__name__}\n".encode("ascii"))
+        self.memoize(obj)
+
+    dispatch[str] = _save_py2_str
+    dispatch[bytes] = _save_py2_str
+    dispatch[type] = save_global
+
+
+def _dump(obj, fh, protocol):
+    if protocol == "py2":
+        buf = io.BytesIO()
+        _Py2Pickler(buf, protocol=2).dump(obj)
+        fh.write(buf.getvalue())
+    else:
+        pickle.dump(obj, fh, protocol=protocol)
+
+
+def _write_cifar(root, n_per_batch=3, seed=0, *, protocol="py2"):
     """Five train batches and a test batch; returns (train images, train labels, test images, test labels)."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
@@ -40,18 +75,22 @@ def _write_cifar(root, n_per_batch=3, seed=0, *, protocol=2):
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         imgs = rng.integers(0, 256, (n_per_batch, 32, 32, 3), dtype=np.uint8)
         labels = [int(x) for x in rng.integers(0, 10, n_per_batch)]
-        batch = {b"batch_label": name.encode(), b"labels": labels, b"data": _cifar_rows(imgs),
-                 b"filenames": [b"x.png"] * n_per_batch}
+        batch = {"batch_label": name, "labels": labels, "data": _cifar_rows(imgs),
+                 "filenames": ["x.png"] * n_per_batch}
+        if protocol != "py2":
+            batch = {k.encode(): v for k, v in batch.items()}
         with open(root / name, "wb") as fh:
-            pickle.dump(batch, fh, protocol=protocol)
+            _dump(batch, fh, protocol)
         out.append((imgs, np.array(labels)))
     train_x = np.concatenate([x for x, _ in out[:5]])
     train_y = np.concatenate([y for _, y in out[:5]])
     return train_x, train_y, out[5][0], out[5][1]
 
 
-def test_cifar10_reads_the_pickle_batches_exactly(tmp_path):
-    train_x, train_y, test_x, test_y = _write_cifar(tmp_path)
+@pytest.mark.parametrize("protocol", ["py2", 2, pickle.HIGHEST_PROTOCOL])
+def test_cifar10_reads_the_pickle_batches_exactly(tmp_path, protocol):
+    # "py2": byte for byte what Python 2 wrote (the published archive); 2 and 5: re-pickled by Python 3
+    train_x, train_y, test_x, test_y = _write_cifar(tmp_path, protocol=protocol)
     ds = load_dataset("cifar10", tmp_path)
     assert ds.name == "cifar10" and ds.num_classes == 10
     np.testing.assert_array_equal(ds.train_images, train_x)
@@ -78,7 +117,7 @@ def test_cifar10_orientation_with_an_asymmetric_image(tmp_path):
 
 
 def test_cifar10_in_the_archive_subfolder(tmp_path):
-    train_x, *_ = _write_cifar(tmp_path / "cifar-10-batches-py", protocol=pickle.HIGHEST_PROTOCOL)
+    train_x, *_ = _write_cifar(tmp_path / "cifar-10-batches-py")
     np.testing.assert_array_equal(load_dataset("cifar10", tmp_path).train_images, train_x)
 
 
@@ -110,7 +149,7 @@ class _Evil:
 def test_cifar10_bad_files_name_the_file(tmp_path, case, fragment):
     _write_cifar(tmp_path)
     bad = tmp_path / "data_batch_3"
-    good = pickle.loads(bad.read_bytes())
+    good = pickle.loads(bad.read_bytes(), encoding="bytes")  # a Python 2 pickle, as published
     if case == "missing":
         bad.unlink()
     elif case == "garbage":
