@@ -192,7 +192,7 @@ def test_freq_trains_predictor_between_resets():
     cfg = _toy("matrix", "directcopy", eps=0.3, rho=0.5, freq=5, t_max=1.0, n_save=21)
     tr = simulate(cfg)
     for k in range(1, len(tr.ts)):
-        rule = np.asarray(pr.directcopy(tr.extras["F_hat"][k], 0.3, "fro"))
+        rule = np.asarray(pr.directcopy(tr.extras["F_hat"][k], 0.3, "fro", cfg.predictor.form))
         on_reset = (k - 1) % 5 == 0  # saved index k holds the state after step k - 1
         assert np.allclose(tr.states["Wp"][k], rule, atol=1e-13) == on_reset
 
