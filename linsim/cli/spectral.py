@@ -54,9 +54,12 @@ def _load(path: Optional[Path], what: str, ndim: int) -> Optional[np.ndarray]:
             raise LinsimError(f"{what} must hold real numbers, found dtype {arr.dtype}")
         if not np.all(np.isfinite(arr)):
             raise LinsimError(f"{what} must be finite numbers, found {int(np.sum(~np.isfinite(arr)))} non-finite entries")
-    else:  # labels / nuisance: any kind of value (integers, strings, ...), encoded as 0..C-1
-        if np.iscomplexobj(arr) or arr.dtype.kind not in "biufUS":
-            raise LinsimError(f"{what} must hold integers or strings, found dtype {arr.dtype}")
+    else:  # labels / nuisance: numbers (class ids), encoded as 0..C-1
+        if arr.dtype.kind in "US":
+            raise LinsimError(f"{what} must be numeric class ids, found strings (dtype {arr.dtype}); encode them "
+                              "first, e.g. numpy.unique(y, return_inverse=True)[1]")
+        if arr.dtype.kind not in "biuf":
+            raise LinsimError(f"{what} must be numeric class ids, found dtype {arr.dtype}")
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             raise LinsimError(f"{what} must be finite, found {int(np.sum(~np.isfinite(arr)))} non-finite entries")
         arr = np.unique(arr, return_inverse=True)[1].reshape(-1)
