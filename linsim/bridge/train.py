@@ -64,7 +64,7 @@ EVAL_CHUNK = 256  # images per evaluation forward pass (fixed shape: one compila
 KNN_K = 20
 #: configuration fields that do not enter the compiled step or evaluation (compiled programs are reused
 #: across runs that differ only in these, e.g. a run and its resumed continuation in one process)
-NOT_TRACED = {"epochs": 1, "data_dir": None, "log_every": 0, "stop_on_collapse": False, "eval_size": 16,
+NOT_TRACED = {"epochs": 1, "log_every": 0, "stop_on_collapse": False, "eval_size": 16,
               "probe_train": 0, "probe_test": 0, "collapse_rankme": 1.0}
 _COMPILED: dict[Any, Any] = {}
 _COMPILED_MAX = 8
@@ -473,13 +473,17 @@ def predictor_inputs(state: TrainState, cfg: TrainConfig, images_uint8, key, vie
     cdt = compute_dtype(cfg)
     _, static = eqx.partition(state, eqx.is_array)
 
-    @jax.jit
-    def run(arrays, chunk, k):
-        st: TrainState = eqx.combine(arrays, static)
-        vs = A.augment(k, chunk, aug, views)
-        (_, z), _ = M.apply_views(M.cast(st.online.encoder, cdt), st.bn, M.to_chw(vs.astype(cdt)))
-        return z.astype(F32)
+    def make():
+        @jax.jit
+        def run(arrays, chunk, k):
+            st: TrainState = eqx.combine(arrays, static)
+            vs = A.augment(k, chunk, aug, views)
+            (_, z), _ = M.apply_views(M.cast(st.online.encoder, cdt), st.bn, M.to_chw(vs.astype(cdt)))
+            return z.astype(F32)
 
+        return run
+
+    run = _cached(("inputs", trace_key(cfg), aug, views), make)
     arrays = eqx.partition(state, eqx.is_array)[0]
     out = [np.asarray(run(arrays, jnp.asarray(images[s:s + cfg.batch_size]), jax.random.fold_in(key, i)))
            for i, s in enumerate(range(0, images.shape[0], cfg.batch_size))]

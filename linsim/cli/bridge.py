@@ -49,6 +49,8 @@ def train_cmd(
     predictor: Optional[str] = typer.Option(None, help="linear | symmetric | directpred | directcopy | mlp | none " + _d("predictor")),
     arch: Optional[str] = typer.Option(None, help="resnet-tiny | resnet18 " + _d("arch")),
     width: Optional[float] = typer.Option(None, help="channel multiplier of the ResNet widths 64-128-256-512 [default: 0.125 for resnet-tiny, 1 for resnet18]"),
+    proj_hidden: Optional[int] = typer.Option(None, "--proj-hidden", help="projector hidden width [default: 128 for resnet-tiny, 512 for resnet18]"),
+    proj_dim: Optional[int] = typer.Option(None, "--proj-dim", help="projector output size d = predictor size [default: 32 for resnet-tiny, 128 for resnet18]"),
     views: Optional[int] = typer.Option(None, help="augmented views per image, m >= 2 " + _d("views")),
     image_size: Optional[int] = typer.Option(None, "--image-size", help="side of the augmented views in pixels " + _d("image_size")),
     seed: Optional[int] = typer.Option(None, help="seed of initialisation, batches and augmentations " + _d("seed")),
@@ -75,7 +77,7 @@ def train_cmd(
     given: dict[str, Any] = {
         "dataset": dataset, "data_dir": None if data_dir is None else str(data_dir), "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "momentum": momentum, "wd": wd, "pred_wd": pred_wd, "ema": ema,
-        "pred_lr_ratio": pred_lr_ratio, "predictor": predictor, "arch": arch, "width": width, "views": views,
+        "pred_lr_ratio": pred_lr_ratio, "predictor": predictor, "arch": arch, "width": width, "proj_hidden": proj_hidden, "proj_dim": proj_dim, "views": views,
         "image_size": image_size, "seed": seed, "optimizer": optimizer, "schedule": schedule, "freq": freq,
         "rho": rho, "eps": eps, "eval_size": eval_size, "log_every": log_every, "precision": precision,
     }

@@ -113,11 +113,11 @@ def test_resume_equals_uninterrupted_run_bitwise(byol_runs):
 
 def test_load_run_features(byol_runs, tiny_data):
     cfg, state = T.load_run(byol_runs[0])
-    imgs = tiny_data.pretrain[:40]
+    imgs = tiny_data.pretrain[:64]  # two full chunks of batch_size 32: one compiled shape
     z = T.predictor_inputs(state, cfg, imgs, jax.random.PRNGKey(0), views=2)
-    assert z.shape == (2, 40, D_PROJ) and z.dtype == np.float32 and np.all(np.isfinite(z))
+    assert z.shape == (2, 64, D_PROJ) and z.dtype == np.float32 and np.all(np.isfinite(z))
     h = T.backbone_features(state, cfg, imgs)
-    assert h.shape == (40, 32) and h.dtype == np.float32
+    assert h.shape == (64, 32) and h.dtype == np.float32
     # deterministic, and the two views differ (independent augmentations)
     assert np.array_equal(z, T.predictor_inputs(state, cfg, imgs, jax.random.PRNGKey(0), views=2))
     assert not np.allclose(z[0], z[1])
