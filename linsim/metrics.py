@@ -13,15 +13,16 @@ References
 ----------
 - Li, Efros & Pathak, "Understanding Collapse in Non-Contrastive Siamese Representation Learning",
   ECCV 2022, arXiv 2209.15007, Eq. 2; code github.com/alexlioralexli/noncontrastive-ssl
-  (``plot_collapse.ipynb``, ``save_reprs_clean.py``). ``../shared/theory/spectral_and_collapse.md`` §3.2.
-- Garrido, Balestriero, Najman & LeCun, "RankMe", ICML 2023, arXiv 2210.02885, Eq. 1. Theory notes §6.1.
+  (``plot_collapse.ipynb``, ``save_reprs_clean.py``).
+- Garrido, Balestriero, Najman & LeCun, "RankMe", ICML 2023, arXiv 2210.02885, Eq. 1.
 - Agrawal et al., "alpha-ReQ", NeurIPS 2022; fit routine of Stringer & Pachitariu 2018 as used in
-  github.com/kumarkrishna/fastssl ``fastssl/utils/powerlaw.py``. Theory notes §6.2.
+  github.com/kumarkrishna/fastssl ``fastssl/utils/powerlaw.py`` (fit) and
+  ``scripts/train_model.py`` (fitting range k = 4..100).
 - Participation ratio: Gao, Trautmann, Yu, Santhanam, Ryu, Shenoy & Ganguli 2017, "A theory of
   multineuronal dimensionality, dynamics and measurement" (bioRxiv 214262), Eq. 2;
   Recanatesi et al. 2019. Not in the theory notes.
 - std of l2-normalised outputs: Chen & He, "Exploring Simple Siamese Representation Learning"
-  (SimSiam), CVPR 2021, §4.1 / Fig. 2; Jing, Vincent, LeCun & Tian, ICLR 2022. Theory notes §6.3.
+  (SimSiam), CVPR 2021, §4.1 / Fig. 2; Jing, Vincent, LeCun & Tian, ICLR 2022.
 """
 from __future__ import annotations
 
@@ -32,12 +33,14 @@ import numpy as np
 from linsim.errors import LinsimError
 
 __all__ = [
+    "ALPHA_REQ_K_RANGE",
     "AlphaReQ",
     "alpha_req",
     "cev_auc",
     "cev_curve",
     "check_embeddings",
     "check_spectrum",
+    "parse_k_range",
     "participation_ratio",
     "rankme",
     "singular_values",
@@ -149,7 +152,7 @@ def rankme(z_or_sv: Any, eps: float = RANKME_EPS, singular_values: bool = False)
     """RankMe (Garrido et al. 2023, Eq. 1): exp(-sum p_k log p_k), p_k = sigma_k / sum sigma + eps; Z not centred.
 
     The ``eps`` floor (1e-7, as the paper) biases the value upward by at most about
-    ``eps * (r ln r + 17 (q - r))`` relative for r equal singular values out of q (theory notes §8 item 13).
+    ``eps * (r ln r + 17 (q - r))`` relative for r equal singular values out of q (docs/metrics.md).
     """
     if not (np.isfinite(eps) and eps >= 0):
         raise LinsimError(f"eps must be a finite number >= 0, found {eps}")
@@ -206,52 +209,74 @@ def _input_eps(x: Any) -> float:
     return float(np.finfo(np.float64).eps)
 
 
+#: The reference code's fitting range: ``stringer_get_powerlaw(eigen, trange=np.arange(3, 100))`` in
+#: github.com/kumarkrishna/fastssl ``scripts/train_model.py`` (0-based indices 3..99), i.e. ranks k = 4..100.
+ALPHA_REQ_K_RANGE = (4, 100)
+
+
 class AlphaReQ(NamedTuple):
-    """Result of :func:`alpha_req`: the power-law exponent and the R^2 of the log-log fit."""
+    """Result of :func:`alpha_req`: the power-law exponent, the R^2 of the log-log fit, and the ranks fitted."""
 
     alpha: float
     r2: float
+    k_min: int
+    k_max: int
+
+
+def parse_k_range(text: str) -> tuple[int, int]:
+    """Parse a fitting range ``"K_MIN:K_MAX"`` (1-based ranks, inclusive), e.g. ``"4:100"``."""
+    try:
+        lo, hi = (int(t) for t in str(text).split(":"))
+    except ValueError:
+        raise LinsimError(f"a fitting range must be K_MIN:K_MAX (two integers, e.g. 4:100), found {text!r}") from None
+    if not 1 <= lo < hi:
+        raise LinsimError(f"a fitting range K_MIN:K_MAX needs 1 <= K_MIN < K_MAX, found {text!r}")
+    return lo, hi
 
 
 def alpha_req(
     z_or_sv: Any,
     singular_values: bool = False,
-    k_range: tuple[int, int] | None = None,
+    k_range: tuple[int, int] | None = ALPHA_REQ_K_RANGE,
     center: bool = True,
     normalize: bool = False,
 ) -> AlphaReQ:
     """alpha-ReQ (Agrawal et al. 2022; Stringer & Pachitariu 2018 fit): lambda_k ~ k^-alpha by LS on log-log, weights 1/k.
 
-    lambda = sigma^2 / sum sigma^2 (PCA explained-variance ratio of the centred features). The fit uses
-    k = k_min..k_max (1-based, inclusive); the default is k = 1..k_max with k_max the numerical rank
-    (sigma_k > sigma_1 * max(N, d) * eps, numpy's ``matrix_rank`` rule, with eps the machine epsilon of
-    the input's dtype: float32 spectra such as Li et al.'s have a round-off floor near 1e-7 sigma_1 that
-    would otherwise dominate the fit), because log(0) is undefined and round-off is not a power law.
-    R^2 is the unweighted coefficient of determination of log lambda over the fitted range
-    (1.0 when the fitted log-values are all equal, which a constant, alpha = 0, fits exactly).
+    lambda = sigma^2 / sum sigma^2 (PCA explained-variance ratio of the centred features). The fit uses the
+    1-based ranks k = k_min..k_max (inclusive) of ``k_range``. The default is the reference code's range
+    k = 4..100 (``ALPHA_REQ_K_RANGE``); the exponent depends strongly on this choice (docs/metrics.md).
+    k_max is clipped to the numerical rank (sigma_k > sigma_1 * max(N, d) * eps, numpy's ``matrix_rank``
+    rule, eps the machine epsilon of the input's dtype: float32 spectra such as Li et al.'s have a round-off
+    floor near 1e-7 sigma_1), because log(0) is undefined and round-off is not a power law; ``k_range=None``
+    fits every rank 1..rank. R^2 is the unweighted coefficient of determination of log lambda over the SAME
+    ranks as the fit (the reference code takes it over k = 5..min(500, n-10) instead); it is 1.0 when the
+    fitted log-values are all equal, which a constant, alpha = 0, fits exactly. The ranks actually fitted are
+    returned as ``k_min``, ``k_max``.
     """
     s = _spectrum(z_or_sv, singular_values, center, normalize)
     lam = (s / s[0]) ** 2  # divide before squaring: no over/underflow for extreme scales
     lam = lam / np.sum(lam)
+    n_rows = 0 if singular_values else int(np.shape(z_or_sv)[0])
+    tol = s[0] * max(n_rows, s.size) * _input_eps(z_or_sv)
+    rank = int(np.count_nonzero(s > tol))
     if k_range is None:
-        n_rows = 0 if singular_values else int(np.shape(z_or_sv)[0])
-        tol = s[0] * max(n_rows, s.size) * _input_eps(z_or_sv)
-        k_min, k_max = 1, int(np.count_nonzero(s > tol))
+        k_min, k_max = 1, rank
     else:
         try:
             k_min, k_max = (int(k) for k in k_range)
         except (TypeError, ValueError):
             raise LinsimError(f"k_range must be two integers (k_min, k_max), found {k_range!r}") from None
-        if not 1 <= k_min < k_max <= lam.size:
-            raise LinsimError(f"k_range must satisfy 1 <= k_min < k_max <= {lam.size}, found {k_range!r}")
+        if not 1 <= k_min < k_max:
+            raise LinsimError(f"k_range must satisfy 1 <= k_min < k_max, found {k_range!r}")
+        k_max = min(k_max, rank)
     if k_max - k_min + 1 < 2:
         raise LinsimError(
-            f"alpha-ReQ needs at least 2 non-zero eigenvalues to fit, found {k_max - k_min + 1} in range"
+            f"alpha-ReQ needs at least 2 non-zero eigenvalues in its fitting range k = {k_min}..; the spectrum "
+            f"has {rank} (pass a range that starts lower, e.g. 1:{max(rank, 2)})"
         )
     k = np.arange(k_min, k_max + 1, dtype=np.float64)
     y = lam[k_min - 1 : k_max]
-    if np.any(y <= 0):
-        raise LinsimError(f"alpha-ReQ: zero eigenvalue inside k_range {k_min}..{k_max}; narrow the range")
     logy = np.log(y)
     x = np.stack([-np.log(k), np.ones_like(k)], axis=1)
     w = 1.0 / k
@@ -260,7 +285,7 @@ def alpha_req(
     ss_res = float(np.sum(resid**2))
     ss_tot = float(np.sum((logy - logy.mean()) ** 2))
     r2 = 1.0 if ss_tot <= 1e-24 * k.size else 1.0 - ss_res / ss_tot
-    return AlphaReQ(alpha=float(coef[0]), r2=float(r2))
+    return AlphaReQ(alpha=float(coef[0]), r2=float(r2), k_min=int(k_min), k_max=int(k_max))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -268,16 +293,21 @@ def alpha_req(
 
 
 def summarize(
-    z_or_sv: Any, singular_values: bool = False, center: bool = True, normalize: bool = False
+    z_or_sv: Any,
+    singular_values: bool = False,
+    center: bool = True,
+    normalize: bool = False,
+    alpha_range: tuple[int, int] | None = ALPHA_REQ_K_RANGE,
 ) -> dict[str, Any]:
     """All collapse metrics of one representation or spectrum as a dict (see the functions above for sources).
 
-    Keys: ``cev_auc``, ``rankme``, ``participation_ratio``, ``alpha_req``, ``alpha_req_r2``,
+    Keys: ``cev_auc``, ``rankme``, ``participation_ratio``, ``alpha_req``, ``alpha_req_r2``, ``alpha_req_range``
+    (the ranks [k_min, k_max] fitted, from ``alpha_range`` clipped to the numerical rank),
     ``std_normalized`` (None for spectra), ``dim`` (embedding dim d, or the spectrum's length), ``n`` (rows;
     None for spectra).
     ``normalize`` applies to the centred spectrum (CEV-AUC, PR, alpha-ReQ) only; RankMe always uses the raw
     ``Z`` and ``std_normalized`` always normalises. ``alpha_req`` is None when fewer than 2 eigenvalues are
-    non-zero (a rank-1 representation has no power law to fit).
+    non-zero in the fitting range (a rank-1 representation has no power law to fit).
     """
     if singular_values:
         s = check_spectrum(z_or_sv)
@@ -289,9 +319,9 @@ def summarize(
         s_raw = check_spectrum(np.linalg.svd(z, compute_uv=False))
     try:
         fit: AlphaReQ | None = (
-            alpha_req(z_or_sv, singular_values=True)
+            alpha_req(z_or_sv, singular_values=True, k_range=alpha_range)
             if z is None
-            else alpha_req(z_or_sv, center=center, normalize=normalize)
+            else alpha_req(z_or_sv, k_range=alpha_range, center=center, normalize=normalize)
         )
     except LinsimError:
         fit = None
@@ -301,6 +331,7 @@ def summarize(
         "participation_ratio": participation_ratio(s, singular_values=True),
         "alpha_req": None if fit is None else fit.alpha,
         "alpha_req_r2": None if fit is None else fit.r2,
+        "alpha_req_range": None if fit is None else [fit.k_min, fit.k_max],
         "std_normalized": None if z is None else std_normalized(z),
         "dim": int(s.size) if z is None else int(z.shape[1]),
         "n": None if z is None else int(z.shape[0]),
