@@ -333,3 +333,75 @@ def test_extreme_scales_do_not_overflow():
     # F.normalize) maps rows far below it to ~0, so tiny embeddings give 0 by that convention
     assert abs(M.std_normalized(z * 1e160) - ref["std_normalized"]) <= 1e-12
     assert M.std_normalized(z * 1e-200) < 1e-100
+
+
+# ---------------------------------------------------------------------------------------------------
+# alpha-ReQ fitting range (issue: the exponent depends strongly on it; R^2 must be on the same ranks)
+
+
+def _reference_fit(lam, trange0):
+    """The fastssl ``stringer_get_powerlaw`` fit (weighted LS on log-log, weights 1/k), 0-based ``trange0``."""
+    k = trange0 + 1.0
+    x = np.stack([-np.log(k), np.ones_like(k)], axis=1)
+    w = (1.0 / k)[:, None]
+    return np.linalg.solve(x.T @ (x * w), (w * x).T @ np.log(lam[trange0]))[0]
+
+
+def test_alpha_req_default_range_is_the_reference_codes():
+    assert M.ALPHA_REQ_K_RANGE == (4, 100)
+    rng = _rng(11)
+    s = np.sort(rng.uniform(0.5, 1.5, 300) * np.arange(1, 301) ** -0.6)[::-1]  # noisy power law, 300 ranks
+    lam = s**2 / np.sum(s**2)
+    fit = M.alpha_req(s, singular_values=True)
+    assert (fit.k_min, fit.k_max) == (4, 100)
+    # same estimator as np.arange(3, 100) in the reference code; 1e-12: two 2x2 solves of the same sums
+    assert fit.alpha == pytest.approx(_reference_fit(lam, np.arange(3, 100)), abs=1e-12)
+    # R^2 on the fitted ranks only
+    k = np.arange(4, 101)
+    y = np.log(lam[3:100])
+    pred = -fit.alpha * np.log(k) + np.average(y + fit.alpha * np.log(k), weights=1 / k)
+    r2 = 1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2)
+    assert fit.r2 == pytest.approx(r2, abs=1e-12)
+
+
+def test_alpha_req_range_matters_and_is_user_settable():
+    # a spectrum whose slope changes at k = 10: the fitting range decides the exponent
+    k = np.arange(1, 61, dtype=float)
+    lam = np.where(k <= 10, k**-0.5, 10**1.5 * k**-2.0)
+    s = np.sqrt(lam)
+    head = M.alpha_req(s, singular_values=True, k_range=(1, 10))
+    tail = M.alpha_req(s, singular_values=True, k_range=(10, 60))
+    assert head.alpha == pytest.approx(0.5, abs=1e-10) and tail.alpha == pytest.approx(2.0, abs=1e-10)
+    default = M.alpha_req(s, singular_values=True)
+    assert (default.k_min, default.k_max) == (4, 60)  # clipped to the 60 non-zero eigenvalues
+    assert 0.5 < default.alpha < 2.0 and default.r2 < 1.0
+    summ = M.summarize(s, singular_values=True, alpha_range=(1, 10))
+    assert summ["alpha_req"] == pytest.approx(0.5, abs=1e-10) and summ["alpha_req_range"] == [1, 10]
+    assert M.summarize(s, singular_values=True)["alpha_req_range"] == [4, 60]
+    assert M.parse_k_range("4:100") == (4, 100)
+    for bad in ("5", "a:b", "7:3", "0:5"):
+        with pytest.raises(LinsimError, match="K_MIN:K_MAX"):
+            M.parse_k_range(bad)
+    # too few non-zero eigenvalues for the default range: undefined (None in summaries), not a wrong number
+    assert M.summarize(np.r_[1.0, 0.5, 0.2, 0.0], singular_values=True)["alpha_req"] is None
+
+
+def test_cli_metrics_alpha_range(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from linsim.cli import app
+
+    k = np.arange(1, 61, dtype=float)
+    np.save(tmp_path / "s.npy", np.sqrt(np.where(k <= 10, k**-0.5, 10**1.5 * k**-2.0)))
+    runner = CliRunner()
+    res = runner.invoke(app, ["metrics", str(tmp_path / "s.npy"), "--singular-values", "--alpha-range", "1:10",
+                              "--json", "--no-plot", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.stdout)["results"][0]
+    assert row["alpha_req"] == pytest.approx(0.5, abs=1e-10) and row["alpha_req_range"] == [1, 10]
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["alpha_req_k_range"] == [1, 10]
+    bad = runner.invoke(app, ["metrics", str(tmp_path / "s.npy"), "--singular-values", "--alpha-range", "10",
+                              "--out", str(tmp_path / "b")])
+    assert bad.exit_code == 2 and "K_MIN:K_MAX" in bad.output and not (tmp_path / "b").exists()

@@ -25,7 +25,9 @@ _MAX_LEGEND = 12
 OUTPUTS = ("metrics.json", "spectra.png")
 
 
-def _entries(file: Path, arrays: dict[str, np.ndarray], sv: bool, normalize: bool) -> list[dict[str, Any]]:
+def _entries(
+    file: Path, arrays: dict[str, np.ndarray], sv: bool, normalize: bool, alpha_range: tuple[int, int] = M.ALPHA_REQ_K_RANGE
+) -> list[dict[str, Any]]:
     """Validate every array and compute its metrics, spectrum and CEV curve (raises LinsimError)."""
     out: list[dict[str, Any]] = []
     for name, arr in arrays.items():
@@ -48,7 +50,7 @@ def _entries(file: Path, arrays: dict[str, np.ndarray], sv: bool, normalize: boo
             items = [(name, arr)]
         for item_name, a in items:
             try:
-                summary = M.summarize(a, singular_values=sv, normalize=normalize)
+                summary = M.summarize(a, singular_values=sv, normalize=normalize, alpha_range=alpha_range)
                 spectrum = (
                     M.check_spectrum(a) if sv else M.check_spectrum(M.singular_values(a, normalize=normalize))
                 )
@@ -67,13 +69,14 @@ def _fmt(x: Any, spec: str) -> str:
 
 def _table(entries: list[dict[str, Any]]) -> str:
     width = max(4, *(len(e["name"]) for e in entries))
-    head = f"{'name':<{width}}  {'dim':>5}  {'n':>7}  {'CEV-AUC':>7}  {'RankMe':>8}  {'PR':>8}  {'alpha-ReQ':>9}  {'R2':>5}"
+    head = f"{'name':<{width}}  {'dim':>5}  {'n':>7}  {'CEV-AUC':>7}  {'RankMe':>8}  {'PR':>8}  {'alpha-ReQ':>9}  {'R2':>5}  {'k fit':>7}"
     rows = [head]
     for e in entries:
         rows.append(
             f"{e['name']:<{width}}  {e['dim']:>5d}  {_fmt(e['n'], '>7d')}  {e['cev_auc']:>7.4f}  "
             f"{e['rankme']:>8.2f}  {e['participation_ratio']:>8.2f}  {_fmt(e['alpha_req'], '>9.3f')}  "
-            f"{_fmt(e['alpha_req_r2'], '>5.2f')}"
+            f"{_fmt(e['alpha_req_r2'], '>5.2f')}  "
+            f"{'-' if e.get('alpha_req_range') is None else '{}-{}'.format(*e['alpha_req_range']):>7}"
         )
     return "\n".join(rows)
 
@@ -105,6 +108,11 @@ def metrics(
     singular_values: bool = typer.Option(
         False, "--singular-values", help="The arrays hold singular values: 1-D, or 2-D with one spectrum per row."
     ),
+    alpha_range: str = typer.Option(
+        "4:100", "--alpha-range", metavar="K_MIN:K_MAX",
+        help="alpha-ReQ fitting range: 1-based eigenvalue ranks, inclusive, clipped to the numerical rank; R2 is "
+        "taken over the same ranks. Default 4:100, the reference code's (fastssl). docs/metrics.md",
+    ),
     normalize: bool = typer.Option(
         False, "--normalize", help="L2-normalise embedding rows before centring (Li et al.'s --normalize flag)."
     ),
@@ -116,8 +124,9 @@ def metrics(
     """Collapse metrics of saved embeddings or spectra: CEV-AUC (Li et al. 2022), RankMe, participation ratio, alpha-ReQ."""
     if singular_values and normalize:
         raise LinsimError("--normalize applies to embeddings only; it cannot be combined with --singular-values")
+    k_range = M.parse_k_range(alpha_range)
     arrays = load_arrays(file)
-    entries = _entries(file, arrays, singular_values, normalize)
+    entries = _entries(file, arrays, singular_values, normalize, k_range)
     results = [{k: v for k, v in e.items() if not k.startswith("_")} for e in entries]
 
     out_dir = Path(out) if out is not None else default_out("metrics")
@@ -128,6 +137,7 @@ def metrics(
         "input": str(file),
         "singular_values": singular_values,
         "normalize": normalize,
+        "alpha_req_k_range": list(k_range),
         "rankme_eps": M.RANKME_EPS,
         "results": results,
     }
