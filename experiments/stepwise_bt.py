@@ -1,11 +1,12 @@
-"""Figure 8: linear Barlow Twins learns the top eigendirections of Gamma one at a time from small init (§5.2-5.3).
+"""Linear Barlow Twins learns the top eigendirections of Gamma one at a time from small init.
 
 n = 500 synthetic positive pairs in m = 10 dims (planted variances 4, 2, 1, 0.5, ... halving, random rotation,
 independent view noise 0.3), Gamma = ``cross_correlation`` of the pairs; embedding dim d = 4. Gradient flow of
 L = ||W Gamma W^T - I||_F^2 (``simulate_bt_flow``, Euler dt = 1e-3) from W(0) with N(0, a^2/m) entries, a = 1e-4.
 Left: eigenvalues of C(t) = W Gamma W^T; right: the loss staircase 4 -> 3 -> 2 -> 1 -> 0. Dashed: the exact
 aligned-init curves (``embedding_eigenvalues`` / ``loss_staircase``) with s_j(0)^2 = a^2/m; vertical lines: the
-predicted half-crossing times ``step_times``.
+predicted half-crossing times ``step_times``. Simon, Knutins, Ziyin, Geisz, Fetterman & Albrecht, "On the
+Stepwise Nature of Self-Supervised Learning" (ICML 2023), Fig. 1; theory: docs/spectral.md (stepwise dynamics).
 """
 from __future__ import annotations
 
