@@ -288,3 +288,51 @@ def test_eta0_closed_form_times(seed, sigma2):
         np.testing.assert_allclose(t_pred, ts[1:][ok], rtol=1e-6, atol=1e-6)
         compared += ok.sum()
     assert compared > 0
+
+
+# ------------------------------------------------------------------ eta > 0: the basin edge is the saddle's stable manifold
+
+
+def test_basin_edge_separates_fates_for_eta_positive():
+    """Points just left (p - 0.03) and right (p + 0.03) of the left branch of ``basin_boundary`` collapse and
+    survive respectively, for eta in {0.01, 0.04} and alpha_p in {0.5, 2} (sigma2 = 0.5, tau = 1); one solve.
+
+    0.03 in p is ~20x the manifold's integration error (rtol 1e-10) and keeps every start >= 0.03 away from the
+    edge, so at T = 2000 fates are unambiguous: collapsed modes have s < 1e-6 (decay rate >= eta), survivors
+    sit at p+ with s = p+^2/alpha_p >= 0.18.
+    """
+    from linsim.dynamics.modes import basin_boundary, in_collapse_basin
+
+    sigma2, starts, etas_, aps = 0.5, [], [], []
+    for eta in (0.01, 0.04):
+        for ap in (0.5, 2.0):
+            left = min(basin_boundary(eta, ap, sigma2), key=lambda b: b[0, -1])
+            for s_target in (0.05, 0.2, 0.6):
+                p_edge = float(np.interp(s_target, left[1], left[0]))  # s increases along the left branch
+                for dp in (-0.03, 0.03):
+                    starts.append((p_edge + dp, s_target))
+                    etas_.append(eta)
+                    aps.append(ap)
+    p0, s0 = np.array(starts).T
+    E, A = np.array(etas_), np.array(aps)
+    predicted = np.array([bool(in_collapse_basin(p, s, e, a, sigma2)) for p, s, e, a in zip(p0, s0, E, A)])
+    np.testing.assert_array_equal(predicted, np.tile([True, False], predicted.size // 2))
+    w0 = np.sqrt(s0)
+    args = modes_args(1.0, sigma2, dict(eta=E, eta_p=E, beta=np.full(E.size, math.inf), alpha_p=A), m=E.size)
+    _, ys = integrate({"p": p0, "w": w0, "wa": w0}, args, 2000.0, "modes")
+    s_end = ys["w"][-1] ** 2
+    np.testing.assert_array_equal(s_end < 1e-6, predicted)
+
+
+def test_basin_edge_limits():
+    """No edge where p- does not exist (eta = 0 or eta >= eta_c); everything collapses above eta_c; at eta = 0 the
+    basin is the exact formula; each branch starts at the saddle (p-, s-)."""
+    from linsim.dynamics.modes import basin_boundary, in_collapse_basin
+
+    assert basin_boundary(0.0) == [] and basin_boundary(0.2, 1.0, 0.5) == []
+    P, S = np.meshgrid(np.linspace(-1, 1, 9), np.linspace(0.01, 1, 7))
+    assert in_collapse_basin(P, S, 0.17, 1.0, 0.5).all()  # eta_c = 1/6 < 0.17
+    np.testing.assert_array_equal(in_collapse_basin(P, S, 0.0, 1.0, 0.5), collapses_eta0(P, S, 1.0, 0.5))
+    fp = fixed_points(0.04, 1.0, 0.5)
+    for b in basin_boundary(0.04, 1.0, 0.5):
+        np.testing.assert_allclose(b[:, 0], [fp.p_minus, fp.s_minus], rtol=0, atol=1e-12)
