@@ -102,3 +102,18 @@ def test_compare_refuses_mlp_predictor_and_missing_run(tmp_path):
         C.simulate_run(TrainConfig(predictor="mlp"), None, np.eye(2), None, steps_per_epoch=1, epochs=1, seeds=1, seed=0)
     r = CliRunner().invoke(app, ["bridge", "compare", str(tmp_path / "nope")])
     assert r.exit_code == 2 and "not found" in r.output
+
+
+def test_simulate_run_cosine_schedule_chains_epochs():
+    """A cosine schedule runs as one SGD segment per epoch at the mid-epoch lr (resuming buffers and
+    weights): one saved state per epoch, all finite, and the last epoch (lr ~ 0.15 x base) moves Wp less
+    than the first (lr ~ 0.85 x base) for this small, slowly-moving model."""
+    import linsim as ls
+
+    cfg = TrainConfig(schedule="cosine", lr=0.02, momentum=0.5, ema=0.9, batch_size=16, proj_dim=3)
+    stats = ls.Stats.matrices(np.diag([1.0, 0.5, 0.2]), 0.3 * np.eye(3))
+    Wp0 = np.array([[0.5, 0.1, 0.0], [0.0, 0.4, 0.2], [0.1, 0.0, 0.3]])
+    st = C.simulate_run(cfg, stats, Wp0, C.theory_of_run(cfg), steps_per_epoch=4, epochs=2, seeds=2, seed=0)
+    assert st["Wp"].shape == (2, 3, 3, 3) and np.all(np.isfinite(st["Wp"]))
+    step = np.linalg.norm(np.diff(st["Wp"], axis=1), axis=(-2, -1)).mean(axis=0)
+    assert step[1] < step[0]
