@@ -109,10 +109,10 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path):
 
 
 def _run_text_and_json(tmp_path, args):
+    """One run: its text output and its summary.json (the same fields as --json, plus the config)."""
     res = runner.invoke(app, [*args, "--out", str(tmp_path / "t")])
     assert res.exit_code == 0, res.output
-    s = _json([*args, "--json", "--out", str(tmp_path / "j")])
-    return res.stdout, s
+    return res.stdout, json.loads((tmp_path / "t" / "summary.json").read_text())
 
 
 def test_barlow_irregular_knn_zero_loss_outside_span(tmp_path):
