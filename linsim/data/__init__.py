@@ -24,6 +24,16 @@ def li2022_path() -> Iterator[Path]:
         yield Path(path)
 
 
+def li2022_file() -> Path:
+    """The path of the shipped npz when the package is installed as files (pip install, editable or not)."""
+    path = Path(str(resources.files("linsim.data").joinpath("li2022", LI2022_FILE)))
+    if not path.is_file():
+        from linsim.errors import LinsimError
+
+        raise LinsimError(f"the shipped data file {path} is not a plain file here; use linsim.data.li2022_path()")
+    return path
+
+
 def li2022_spectra() -> dict[str, np.ndarray]:
     """Singular values (descending, float32, length 512) per pretraining-data percentage, keyed '1'...'100'.
 
