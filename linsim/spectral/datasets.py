@@ -1,4 +1,4 @@
-"""Built-in toy data for the spectral CLI and tests: anisotropic Gaussian classes with an independent nuisance (§2.8)."""
+"""Built-in toy data for the spectral CLI and tests: anisotropic Gaussian classes with an independent nuisance."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ __all__ = ["Dataset", "gaussian_classes", "two_view"]
 
 @dataclass(frozen=True)
 class Dataset:
-    """Rows X (N, D), labels y (N,), nuisance s (N,) independent of y (for the misaligned graph, §2.2)."""
+    """Rows X (N, D), labels y (N,), nuisance s (N,) independent of y (for the misaligned graph)."""
 
     X: np.ndarray
     y: np.ndarray
@@ -20,7 +20,7 @@ class Dataset:
 
 
 def gaussian_classes(n_per_class=(30, 40, 50, 60), dim=10, n_nuisance=3, sep=3.0, nuisance_sep=3.0, seed=0) -> Dataset:
-    """Anisotropic Gaussian classes (E-A1/E-A2 setup): class means along random directions, shared
+    """Anisotropic Gaussian classes: class means along random directions, shared
     anisotropic covariance diag(logspace(0, -1)), plus a nuisance cluster offset s ⟂ y (drawn independently)."""
     counts = np.atleast_1d(np.asarray(n_per_class, dtype=int))
     if counts.ndim != 1 or counts.size < 2 or np.any(counts < 2):

@@ -1,4 +1,4 @@
-"""Pairwise-relation graphs G and their spectral objects (theory note §1, §2.2).
+"""Pairwise-relation graphs G and their spectral objects (notation of docs/spectral.md).
 
 Every builder returns a dense float64 ``(N, N)`` numpy array that is symmetric, nonnegative and has a
 zero diagonal. Row order for multi-view batches is view-major: row ``v * n + i`` is view ``v`` of image
@@ -27,7 +27,7 @@ __all__ = [
 
 
 def validate_graph(G) -> np.ndarray:
-    """Check G is square, finite, symmetric, nonnegative, zero-diagonal (§1); return it as float64."""
+    """Check G is square, finite, symmetric, nonnegative, zero-diagonal; return it as float64."""
     G = np.asarray(G, dtype=float)
     if G.ndim != 2 or G.shape[0] != G.shape[1]:
         raise LinsimError(f"graph G must be a square matrix, found shape {G.shape}")
@@ -73,7 +73,7 @@ def label_graph(y) -> np.ndarray:
 
 
 def nuisance_graph(s) -> np.ndarray:
-    """Misaligned graph (§2.2): the clique graph of a nuisance variable s drawn independently of the labels."""
+    """Misaligned graph: the clique graph of a nuisance variable s drawn independently of the labels."""
     return label_graph(s)
 
 
@@ -93,18 +93,18 @@ def knn_graph(X, k: int) -> np.ndarray:
 
 
 def degree(G) -> np.ndarray:
-    """Degree vector d = G 1 (the diagonal of Dg, §1)."""
+    """Degree vector d = G 1 (the diagonal of Dg)."""
     return np.asarray(G, dtype=float).sum(axis=1)
 
 
 def laplacian(G) -> np.ndarray:
-    """Combinatorial Laplacian L = Dg - G (§1); sum_ij G_ij |z_i - z_j|^2 = 2 tr(Z^T L Z) (I1)."""
+    """Combinatorial Laplacian L = Dg - G; sum_ij G_ij |z_i - z_j|^2 = 2 tr(Z^T L Z) (I1)."""
     G = np.asarray(G, dtype=float)
     return np.diag(G.sum(axis=1)) - G
 
 
 def normalized_adjacency(G) -> np.ndarray:
-    """Normalized adjacency Ĝ = Dg^{-1/2} G Dg^{-1/2} (§1); isolated nodes get zero rows."""
+    """Normalized adjacency Ĝ = Dg^{-1/2} G Dg^{-1/2}; isolated nodes get zero rows."""
     G = np.asarray(G, dtype=float)
     d = G.sum(axis=1)
     inv = np.where(d > 0, 1.0 / np.sqrt(np.where(d > 0, d, 1.0)), 0.0)
@@ -112,7 +112,7 @@ def normalized_adjacency(G) -> np.ndarray:
 
 
 def random_walk(G) -> np.ndarray:
-    """Row-stochastic P = Dg^{-1} G (§1, the positive weights of the G-form NT-Xent)."""
+    """Row-stochastic P = Dg^{-1} G (the positive weights of the G-form NT-Xent)."""
     G = np.asarray(G, dtype=float)
     d = G.sum(axis=1)
     if np.any(d <= 0):
@@ -121,7 +121,7 @@ def random_walk(G) -> np.ndarray:
 
 
 def centering(N: int) -> np.ndarray:
-    """Centering matrix H = I_N - (1/N) 1 1^T (§1)."""
+    """Centering matrix H = I_N - (1/N) 1 1^T."""
     return np.eye(N) - np.full((N, N), 1.0 / N)
 
 

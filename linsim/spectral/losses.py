@@ -1,4 +1,4 @@
-"""SSL losses in JAX: the graph (G) forms of §2.3 and the official two-view forms (theory note §2.3).
+"""SSL losses in JAX: the graph (G) forms of Balestriero & LeCun (NeurIPS 2022) and the official two-view forms.
 
 All functions are pure and jit/grad-friendly. Shape checks run on the Python side (static shapes), so they
 work under ``jax.jit`` too. ``G`` is a dense symmetric matrix (see ``linsim.spectral.graphs``).
@@ -46,7 +46,7 @@ def offdiag_sq_sum(C):
 
 
 def vicreg_graph_loss(Z, G, alpha=1.0, beta=1.0, gamma=1.0, eps=0.0):
-    """VICReg in G-form (§2.3): (α/K)Σ relu(1−√Σ_kk) + (β/K)Σ_{k≠l}Σ_kl² + γ/(NK) tr(ZᵀLZ), Σ = ZᵀHZ/N."""
+    """VICReg in G-form: (α/K)Σ relu(1−√Σ_kk) + (β/K)Σ_{k≠l}Σ_kl² + γ/(NK) tr(ZᵀLZ), Σ = ZᵀHZ/N."""
     Z, G = jnp.asarray(Z), jnp.asarray(G)
     _check_graph(Z, G)
     N, K = Z.shape
@@ -60,7 +60,7 @@ def vicreg_graph_loss(Z, G, alpha=1.0, beta=1.0, gamma=1.0, eps=0.0):
 
 
 def vicreg_loss(z_a, z_b, sim_coeff=25.0, std_coeff=25.0, cov_coeff=1.0, eps=1e-4):
-    """Official two-view VICReg (§2.3, facebookresearch/vicreg main_vicreg.py): λ·mse + μ·std hinge + ν·cov."""
+    """Official two-view VICReg (facebookresearch/vicreg main_vicreg.py): λ·mse + μ·std hinge + ν·cov."""
     z_a, z_b = jnp.asarray(z_a), jnp.asarray(z_b)
     _check_pair(z_a, z_b)
     n, K = z_a.shape
@@ -80,7 +80,7 @@ def _cosine(Z):
 
 
 def nt_xent_graph_loss(Z, G, tau=0.1):
-    """NT-Xent in G-form (§2.3): −(1/N) Σ_i Σ_{j≠i} P_ij log softmax_{k≠i}(s_ik/τ)_j with P = Dg⁻¹G, cosine s."""
+    """NT-Xent in G-form: −(1/N) Σ_i Σ_{j≠i} P_ij log softmax_{k≠i}(s_ik/τ)_j with P = Dg⁻¹G, cosine s."""
     Z, G = jnp.asarray(Z), jnp.asarray(G)
     _check_graph(Z, G)
     N = Z.shape[0]
@@ -111,7 +111,7 @@ def _standardize(Z, eps):
 
 
 def barlow_graph_loss(Z, G, lambd=0.0051, eps=0.0):
-    """BarlowTwins in G-form (§2.3): C_G = ẐᵀGẐ/(1ᵀG1), Ẑ column-standardised over N rows (biased var)."""
+    """BarlowTwins in G-form: C_G = ẐᵀGẐ/(1ᵀG1), Ẑ column-standardised over N rows (biased var)."""
     Z, G = jnp.asarray(Z), jnp.asarray(G)
     _check_graph(Z, G)
     Zs = _standardize(Z, eps)
@@ -120,7 +120,7 @@ def barlow_graph_loss(Z, G, lambd=0.0051, eps=0.0):
 
 
 def barlow_loss(z_a, z_b, lambd=0.0051, eps=1e-5):
-    """Official two-view BarlowTwins (§2.3, facebookresearch/barlowtwins main.py): BN per view, C = ẑ_aᵀẑ_b/n."""
+    """Official two-view BarlowTwins (facebookresearch/barlowtwins main.py): BN per view, C = ẑ_aᵀẑ_b/n."""
     z_a, z_b = jnp.asarray(z_a), jnp.asarray(z_b)
     _check_pair(z_a, z_b)
     n = z_a.shape[0]
@@ -129,7 +129,7 @@ def barlow_loss(z_a, z_b, lambd=0.0051, eps=1e-5):
 
 
 def barlow_linear_loss(W, B, S_G, lambd=0.0051):
-    """Linear BarlowTwins G-form as a function of W (§2.6): C = D^{-1/2} WᵀS_G W D^{-1/2}, D = diag(WᵀBW)."""
+    """Linear BarlowTwins G-form as a function of W: C = D^{-1/2} WᵀS_G W D^{-1/2}, D = diag(WᵀBW)."""
     W, B, S_G = jnp.asarray(W), jnp.asarray(B), jnp.asarray(S_G)
     s = 1.0 / jnp.sqrt(jnp.sum(W * (B @ W), axis=0))
     C = (W.T @ S_G @ W) * s[:, None] * s[None, :]
@@ -137,7 +137,7 @@ def barlow_linear_loss(W, B, S_G, lambd=0.0051):
 
 
 def spectral_contrastive_matrix_loss(U, G):
-    """Matrix form of the spectral-contrastive loss (§2.3, HaoChen et al. 2021): ‖UUᵀ − Ĝ‖_F², Ĝ = Dg^{-1/2}GDg^{-1/2}."""
+    """Matrix form of the spectral-contrastive loss (HaoChen et al. 2021): ‖UUᵀ − Ĝ‖_F², Ĝ = Dg^{-1/2}GDg^{-1/2}."""
     U, G = jnp.asarray(U), jnp.asarray(G)
     _check_graph(U, G)
     d = G.sum(axis=1)
@@ -147,7 +147,7 @@ def spectral_contrastive_matrix_loss(U, G):
 
 
 def spectral_contrastive_graph_loss(F, G):
-    """Spectral-contrastive loss on a graph (§2.3): −2 Σ_ij w_ij f_iᵀf_j + Σ_ij d_i d_j (f_iᵀf_j)², w = G/1ᵀG1.
+    """Spectral-contrastive loss on a graph: −2 Σ_ij w_ij f_iᵀf_j + Σ_ij d_i d_j (f_iᵀf_j)², w = G/1ᵀG1.
 
     Equals ``spectral_contrastive_matrix_loss(sqrt(d) * F, G) - ‖Ĝ‖_F²`` (d = degrees of w).
     """

@@ -1,4 +1,5 @@
-"""m-view losses exactly as in the fastssl code (theory note §4.3) and the C-F1 / C-F2 studies (§4.5).
+"""m-view losses exactly as in the fastssl code (Agrawal et al., arXiv 2312.10725; github.com/kumarkrishna/fastssl)
+and two studies: the sampled-graph kernel estimation error and the orthogonality/rank study.
 
 Stacked embeddings z have shape (m·B, d), view-major: rows a·B..(a+1)·B−1 are view a.
 """
@@ -32,7 +33,7 @@ def _split(z, m):
 
 
 def multiview_barlow_loss(z, m, lambd=1.0 / 128):
-    """fastssl BarlowTwinLoss (§4.3): pooled unbiased standardisation; m>2 invariance to the mean view."""
+    """fastssl BarlowTwinLoss: pooled unbiased standardisation; m>2 invariance to the mean view."""
     zv = _split(z, m)
     m, B, d = zv.shape
     flat = zv.reshape(m * B, d)
@@ -61,7 +62,7 @@ def _vic_terms(z1, z2):
 
 
 def multiview_vicreg_loss(z, m, lambd=25.0, mu=25.0):
-    """fastssl VICRegLoss (§4.3): view i vs the leave-one-out mean of the others; m>2 averaged, m=2 only i=0."""
+    """fastssl VICRegLoss: view i vs the leave-one-out mean of the others; m>2 averaged, m=2 only i=0."""
     zv = _split(z, m)
     m = zv.shape[0]
     total = zv.sum(0)
@@ -73,9 +74,9 @@ def multiview_vicreg_loss(z, m, lambd=25.0, mu=25.0):
     return acc if m == 2 else acc / m
 
 
-# --------------------------------------------------------------------------------------------- C-F1
+# --------------------------------------------------------------------------------------------- kernel estimation
 def augmentation_chain(n_atoms=40, n_classes=4, width=2.0, leak=0.02):
-    """Row-stochastic T[x, a] = p(a|x) on a ring of atoms split into classes (§4.5 C-F1 "augmentation Markov chain").
+    """Row-stochastic T[x, a] = p(a|x) on a ring of atoms split into classes ("augmentation Markov chain").
 
     Images are atoms (uniform); a view stays in the image's class block with a Gaussian window of ``width``
     atoms, and jumps anywhere with total probability ``leak``.
@@ -95,11 +96,11 @@ def _top_eigspace(G, d):
 
 
 def kernel_estimation_error(T, views, budget, d, n_seeds=5, seed=0):
-    """C-F1: projector distance of the top-d eigenspace of the sampled positive-pair graph to the population one.
+    """Projector distance of the top-d eigenspace of the sampled positive-pair graph to the population one.
 
     For each m in ``views``, n = budget // m images, m views each; the empirical pair graph counts the
     m(m−1) ordered pairs per image. Population graph: P(a, a') = mean_x T[x,a]T[x,a'] (off-diagonal kept).
-    Both eigenspaces are those of the normalised adjacency Ĝ (the closed-form span of §2.5-2.6 on one-hot atoms).
+    Both eigenspaces are those of the normalised adjacency Ĝ (the closed-form span on one-hot atoms).
     Returns an array (len(views), n_seeds).
     """
     T = np.asarray(T, dtype=float)
@@ -125,9 +126,9 @@ def kernel_estimation_error(T, views, budget, d, n_seeds=5, seed=0):
     return out
 
 
-# --------------------------------------------------------------------------------------------- C-F2
+# --------------------------------------------------------------------------------------------- orthogonality vs rank
 def orthogonality_rank_study(lambdas, dims, D=24, rho0=0.95, decay=0.8, n_starts=2, seed=0, init_scale=0.1):
-    """C-F2: RankMe of the column-normalised optimum W of whitened population BT (ρ_k = ρ0·decay^k) vs λ and d.
+    """RankMe of the column-normalised optimum W of whitened population BT (ρ_k = ρ0·decay^k) vs λ and d.
 
     Minimises ``barlow_linear_loss`` with B = I, S = diag(ρ) by L-BFGS from small random starts (best kept).
     Returns an array (len(dims), len(lambdas)).

@@ -1,5 +1,7 @@
-"""Stepwise learning of linear Barlow Twins (theory note §5.2–5.4, Simon et al. 2023) and the Jing et al.
-toy case 1 of dimensional collapse under strong augmentation (§6.3). JAX, float64.
+"""Stepwise learning of linear Barlow Twins (Simon, Knutins, Ziyin, Geisz, Fetterman & Albrecht, "On the Stepwise
+Nature of Self-Supervised Learning", ICML 2023) and toy case 1 of dimensional collapse under strong augmentation
+(Jing, Vincent, LeCun & Tian, "Understanding Dimensional Collapse in Contrastive Self-supervised Learning",
+ICLR 2022). JAX, float64.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ __all__ = [
 
 
 def cross_correlation(x, x_pos) -> np.ndarray:
-    """Γ = (1/2n) Σ_i (x_i x_i'ᵀ + x_i' x_iᵀ) from n positive pairs (rows of x and x_pos), §5.2."""
+    """Γ = (1/2n) Σ_i (x_i x_i'ᵀ + x_i' x_iᵀ) from n positive pairs (rows of x and x_pos)."""
     x, x_pos = np.asarray(x, dtype=float), np.asarray(x_pos, dtype=float)
     if x.shape != x_pos.shape:
         raise LinsimError(f"x and x_pos must have the same shape, found {x.shape} and {x_pos.shape}")
@@ -35,13 +37,13 @@ def cross_correlation(x, x_pos) -> np.ndarray:
 
 
 def bt_flow_field(W, Gamma):
-    """Gradient flow of L = ‖WΓWᵀ − I‖_F²: dW/dt = −4(WΓWᵀ − I)WΓ (§5.2)."""
+    """Gradient flow of L = ‖WΓWᵀ − I‖_F²: dW/dt = −4(WΓWᵀ − I)WΓ."""
     d = W.shape[0]
     return -4.0 * (W @ Gamma @ W.T - jnp.eye(d)) @ W @ Gamma
 
 
 def aligned_trajectory(gammas, s0, t) -> np.ndarray:
-    """Exact s_j(t)² = e^{8γ_j t}/(s_j(0)⁻² + γ_j(e^{8γ_j t} − 1)) from aligned init (§5.3); shape (len(t), d)."""
+    """Exact s_j(t)² = e^{8γ_j t}/(s_j(0)⁻² + γ_j(e^{8γ_j t} − 1)) from aligned init; shape (len(t), d)."""
     g = np.asarray(gammas, dtype=float)[None, :]
     s0 = np.broadcast_to(np.asarray(s0, dtype=float), g.shape[1:])[None, :]
     e = np.exp(8.0 * g * np.asarray(t, dtype=float)[:, None])
@@ -49,12 +51,12 @@ def aligned_trajectory(gammas, s0, t) -> np.ndarray:
 
 
 def embedding_eigenvalues(gammas, s0, t) -> np.ndarray:
-    """λ_j(t) = γ_j s_j(t)², the logistic eigenvalues of C (§5.3); shape (len(t), d)."""
+    """λ_j(t) = γ_j s_j(t)², the logistic eigenvalues of C; shape (len(t), d)."""
     return np.asarray(gammas, dtype=float)[None, :] * aligned_trajectory(gammas, s0, t)
 
 
 def step_times(gammas, lam0) -> np.ndarray:
-    """Half-crossing (λ_j = ½) times t_j = ln((1 − λ_j(0))/λ_j(0))/(8γ_j) (§5.3); inf for γ_j ≤ 0."""
+    """Half-crossing (λ_j = ½) times t_j = ln((1 − λ_j(0))/λ_j(0))/(8γ_j); inf for γ_j ≤ 0."""
     g = np.asarray(gammas, dtype=float)
     lam0 = np.broadcast_to(np.asarray(lam0, dtype=float), g.shape)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -62,12 +64,12 @@ def step_times(gammas, lam0) -> np.ndarray:
 
 
 def loss_staircase(lams) -> np.ndarray:
-    """L(t) = Σ_j (1 − λ_j(t))² for eigenvalues of C (last axis), §5.3: plateaus d, d−1, …, #{γ_j ≤ 0}."""
+    """L(t) = Σ_j (1 − λ_j(t))² for eigenvalues of C (last axis): plateaus d, d−1, …, #{γ_j ≤ 0}."""
     return np.sum((1.0 - np.asarray(lams)) ** 2, axis=-1)
 
 
 def final_weights(Gamma, d, U=None) -> np.ndarray:
-    """W_∞ = U_d diag(γ_j^{-1/2}) V_dᵀ, the whitened top-d eigenprojection of Γ (§5.3; needs γ_j > 0)."""
+    """W_∞ = U_d diag(γ_j^{-1/2}) V_dᵀ, the whitened top-d eigenprojection of Γ (needs γ_j > 0)."""
     g, V = np.linalg.eigh(np.asarray(Gamma, dtype=float))
     g, V = g[::-1][:d], V[:, ::-1][:, :d]
     if np.any(g <= 0):
@@ -83,7 +85,7 @@ def _euler(W0, Gamma, dt, n_steps, save_every):
 
 
 def simulate_bt_flow(Gamma, W0, dt=1e-3, t_max=5.0, save_every=10):
-    """Euler integration (lax.scan) of the BT gradient flow (§5.2) from W0 (d, m).
+    """Euler integration (lax.scan) of the BT gradient flow from W0 (d, m).
 
     Returns (t, Ws, lams, loss): saved times, weights (T, d, m), eigenvalues of C = WΓWᵀ (descending), loss.
     """
@@ -100,7 +102,7 @@ def simulate_bt_flow(Gamma, W0, dt=1e-3, t_max=5.0, save_every=10):
 
 
 def kernel_final_embedding(Psi, n, d, k_test, rcond=1e-10) -> np.ndarray:
-    """Kernel form of W_∞ (§5.4): f_j(x) = γ_j^{-1/2} b_jᵀ K^{+1/2} k(x), K = ΨΨᵀ, M = K^{1/2}P_swap K^{1/2}/(2n).
+    """Kernel form of W_∞: f_j(x) = γ_j^{-1/2} b_jᵀ K^{+1/2} k(x), K = ΨΨᵀ, M = K^{1/2}P_swap K^{1/2}/(2n).
 
     Psi: (2n, p) training features (rows i and n+i a positive pair); k_test: (2n, T) kernel columns k(x).
     Returns (d, T) embeddings (defined up to a left orthogonal U_d).
@@ -153,7 +155,7 @@ def _jing_run(key, noise, steps, n_data, batch, dim, n_aug, lr, tau):
 
 
 def jing_case1(noise=1.5, steps=10_000, seeds=(0, 1, 2), n_data=10_000, batch=128, lr=1e-3, tau=0.1):
-    """Jing et al. 2022 toy case 1 (§6.3): Linear(16,16)+bias, InfoNCE on unnormalised z₁z₂ᵀ/τ, noise on the last 8
+    """Jing et al. 2022 toy case 1: Linear(16,16)+bias, InfoNCE on unnormalised z₁z₂ᵀ/τ, noise on the last 8
     dims only, SGD; returns the seed-averaged sorted log-eigenvalues of cov(Wx + b) on 1000 fresh N(0, I) points."""
     runs = [_jing_run(jax.random.PRNGKey(int(s)), float(noise), int(steps), int(n_data), int(batch), 16, 8,
                       float(lr), float(tau)) for s in seeds]

@@ -28,7 +28,7 @@ def test_vicreg_label_graph_recovers_lda(tmp_path):
     assert "subspace distance to Fisher LDA" in res.stdout
     assert (out / "spectral.png").is_file() and (out / "summary.json").is_file()
     s = json.loads((out / "summary.json").read_text())
-    assert s["lda_subspace_distance"] < 1e-8  # exact in theory (A-W1 + I4); observed ~1e-14
+    assert s["lda_subspace_distance"] < 1e-8  # exact in theory (linear VICReg on the label graph = LDA); observed ~1e-14
     # beta = 100 is finite: the closed form is its beta -> infinity limit, beaten by the certified optimum
     assert not s["closed_form_valid"] and "beta = 100" in s["reason"]
     assert s["optimum_loss"] < s["closed_form_loss"] and s["gap_gd_minus_optimum"] >= 0

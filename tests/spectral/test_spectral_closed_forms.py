@@ -1,4 +1,4 @@
-"""Closed forms of §2.5–2.6 against their losses and against gradient descent (§8 properties 2–7)."""
+"""Closed forms (docs/spectral.md) against their losses and against gradient descent."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -34,7 +34,7 @@ def test_property2_vicreg_hard_limit_is_laplacian_eigenmaps(seed):
     G = _connected_graph(seed)
     Z, ell = cf.vicreg_hard_embedding(G, K)
     H, Lap = g.centering(N), g.laplacian(G)
-    # entries O(1): 1e-8 absolute as stated in §8 item 2 (observed ~1e-14)
+    # entries O(1): 1e-8 absolute (observed ~1e-14)
     assert np.allclose(H @ Z, Z, atol=1e-8)
     assert np.allclose(Z.T @ H @ Z / N, np.eye(K), atol=1e-8)
     opt = np.trace(Z.T @ Lap @ Z)
@@ -59,7 +59,7 @@ def test_property3_vicreg_finite_gamma_beats_gd(seed, log_gamma_scale):
     assert np.isclose(val, cf.vicreg_finite_value(ell, alpha, gamma), rtol=1e-12)
     assert np.sum(np.isclose(sigma, 1.0)) == np.sum(ell <= alpha / (2 * gamma))
     res = minimize_restarts(f, (N, K), n_starts=4, seed=seed)
-    # §8 item 3 allows 1e-6; L-BFGS stops at gradient 1e-10, so GD never lands below the optimum by more
+    # 1e-6 allowed: L-BFGS stops at gradient 1e-10, so GD never lands below the optimum by more
     assert val <= res.value + 1e-6
 
 
@@ -99,7 +99,7 @@ def test_property5_aligned_graph_recovers_lda(sizes, seed):
     X, y = _data(seed, tuple(sizes), D=8)
     W, lam = cf.vicreg_linear_weights(X, g.label_graph(y), 3)
     V, r = cf.fisher_lda(X, y)
-    # the projector distance is limited by the conditioning of S_W (~1e3 here): 1e-8 as in §8 item 5
+    # the projector distance is limited by the conditioning of S_W (~1e3 here): 1e-8
     assert cf.subspace_distance(W, V) < 1e-8
     assert np.allclose(lam, 1.0 / (1.0 + r), rtol=1e-9)
     lam_all = cf.vicreg_linear_weights(X, g.label_graph(y), 4)[1]
@@ -145,7 +145,7 @@ def test_property7_barlow_tied_cca(seed, rho_lo):
     assert np.max(np.abs(C - info["h"] * np.eye(Kb))) < 1e-10
     f = lambda W: L.barlow_linear_loss(W, jnp.asarray(B), jnp.asarray(S), lam)  # noqa: E731
     res = minimize_restarts(f, (D, Kb), n_starts=6, seed=seed)
-    assert cf.subspace_distance(Bh @ res.x, V[:, :Kb]) < 1e-4  # §8 item 7 tolerance (observed ≤ 2e-7)
+    assert cf.subspace_distance(Bh @ res.x, V[:, :Kb]) < 1e-4  # 1e-4 (observed ≤ 2e-7)
     assert info["loss"] <= res.value + 1e-9  # closed form never beaten (observed gap ≤ 1e-15)
 
 
@@ -175,7 +175,7 @@ def test_barlow_graph_feasibility_rank_cap(seed):
 
 
 def test_barlow_irregular_graph_diagonal_can_exceed_one():
-    """A-Z4's feasibility statement needs constant degree: with unequal 1/m_c cliques C_G[k,k] > 1 is possible."""
+    """The BarlowTwins rank-cap statement needs constant degree: with unequal 1/m_c cliques C_G[k,k] > 1 is possible."""
     y = np.array([0, 0, 1, 1, 1, 1, 2, 2, 2, 2])
     G = g.label_graph(y)
     z = np.array([0.0, 1.0, -1.0])[y]  # centred, zero on the small class

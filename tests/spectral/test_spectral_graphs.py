@@ -1,4 +1,4 @@
-"""Graph builders and the identities I1–I4 of the theory note §1."""
+"""Graph builders and the graph identities (Laplacian quadratic form, two-view and V-view graphs, label graph)."""
 import re
 
 import numpy as np
@@ -43,7 +43,7 @@ def test_label_graph_laplacian_is_within_class_scatter_I4(sizes, seed):
     X = rng.standard_normal((y.size, 4)) * 3 + 1
     S_W = sum((X[y == c] - X[y == c].mean(0)).T @ (X[y == c] - X[y == c].mean(0)) for c in range(len(sizes)))
     G = g.validate_graph(g.label_graph(y))
-    # a handful of O(10) sums: 1e-10·‖S_W‖ as in §8 item 5
+    # a handful of O(10) sums: 1e-10·‖S_W‖
     assert np.max(np.abs(X.T @ g.laplacian(G) @ X - S_W)) < 1e-10 * np.abs(S_W).max()
     assert g.n_components(G) == len(sizes)
 

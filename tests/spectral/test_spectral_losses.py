@@ -1,4 +1,4 @@
-"""Loss forms of §2.3 and property 1 of §8 (G-form vs official two-view forms)."""
+"""Loss forms: graph (G) forms vs the official two-view forms."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -34,7 +34,7 @@ def test_property1_loss_form_equivalence(seed, tau):
     za, zb = _pair(seed)
     Z, G = np.vstack([za, zb]), g.two_view_graph(n)
     ref = _nt_xent_reference(za, zb, tau)
-    # logsumexp of ≤ 12 terms with logits ≤ 20: relative rounding ~1e-15, 1e-10 as stated in §8
+    # logsumexp of ≤ 12 terms with logits ≤ 20: relative rounding ~1e-15, 1e-10 as required
     assert np.isclose(float(L.nt_xent_graph_loss(Z, G, tau)), ref, rtol=1e-10)
     assert np.isclose(float(L.nt_xent_loss(za, zb, tau)), ref, rtol=1e-10)
     tr = np.trace(Z.T @ g.laplacian(G) @ Z)

@@ -1,4 +1,4 @@
-"""m-view losses of §4.3 (property 14) and the C-F1/C-F2 studies (§4.5)."""
+"""m-view losses of the fastssl code and the kernel-estimation / orthogonality-rank studies."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -14,7 +14,7 @@ m, B, d = 4, 16, 8  # fixed shapes
 def test_property14_identical_views_floor(seed):
     z1 = np.random.default_rng(seed).standard_normal((B, d))
     z = np.tile(z1, (m, 1))
-    # λ = 0 leaves the invariance term; unbiased pooled std makes it exactly d/(mB)² (not 0), §8 item 14
+    # λ = 0 leaves the invariance term; unbiased pooled std makes it exactly d/(mB)² (not 0)
     assert np.isclose(float(mv.multiview_barlow_loss(z, m, lambd=0.0)), d / (m * B) ** 2, rtol=1e-10)
 
 
@@ -64,4 +64,4 @@ def test_cf1_kernel_estimation_error_shape_and_budget():
 def test_cf2_rank_increases_with_orthogonality_weight():
     r = mv.orthogonality_rank_study([1e-3, 1e-2, 1e-1, 1.0], [4], D=12)
     assert r.shape == (1, 4)
-    assert np.all(np.diff(r[0]) > 0)  # monotone in λ (§4.5 C-F2)
+    assert np.all(np.diff(r[0]) > 0)  # monotone in λ 

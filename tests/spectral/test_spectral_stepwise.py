@@ -1,4 +1,4 @@
-"""Stepwise Barlow Twins (§5.2–5.4, properties 8–11) and the Jing toy collapse (§6.3, property 15)."""
+"""Stepwise Barlow Twins (Simon et al., ICML 2023) and the Jing et al. (ICLR 2022) toy collapse."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -17,7 +17,7 @@ def _gamma_matrix(gammas, seed):
 def test_property8_aligned_closed_form_first_order_convergence():
     """Euler from aligned init converges to the exact s_j(t)² at first order; Richardson-extrapolated error < 1e-4.
 
-    §8 item 8 asks for rel. error < 1e-3 at dt = 1e-4; in the exponential phase Euler's relative error is
+    the requirement is rel. error < 1e-3 at dt = 1e-4; in the exponential phase Euler's relative error is
     ≈ (8γ)²·dt·t/2 (0.5% for γ = 3 at t = 2), so that tolerance needs dt ≈ 1e-5. We measure the order instead.
     """
     gammas = np.array([3.0, 2.0, 1.0, 0.5, 0.3, 0.1])
@@ -47,7 +47,7 @@ def test_property9_steps_ordered_and_timed():
     half = np.array([t[np.argmax(lam_sorted[:, j] > 0.5)] for j in range(d)])
     pred = np.log(1 / (gammas[:d] * a**2 / m)) / (8 * gammas[:d])
     assert np.all(np.diff(half) > 0)
-    assert np.all(np.abs(half / pred - 1) < 0.2)  # ±20%: s_j(0)² ≈ a²/m only on average (§8 item 9)
+    assert np.all(np.abs(half / pred - 1) < 0.2)  # ±20%: s_j(0)² ≈ a²/m only on average
     C = Ws[-1] @ Gam @ Ws[-1].T
     assert np.linalg.norm(C - np.eye(d)) < 1e-3
     assert cf.subspace_distance(Ws[-1].T, V[:, :d]) < 1e-2
@@ -79,7 +79,7 @@ def test_property11_kernel_equals_linear(seed):
     F_lin = W @ Xt.T
     F_ker = sw.kernel_final_embedding(Psi, n, d, Psi @ Xt.T)
     G_lin, G_ker = F_lin.T @ F_lin, F_ker.T @ F_ker  # Gram is invariant to U_d
-    # pseudo-inverse square roots with cutoff 1e-10: 1e-8 relative as in §8 item 11 (observed ~1e-14)
+    # pseudo-inverse square roots with cutoff 1e-10: 1e-8 relative (observed ~1e-14)
     assert np.max(np.abs(G_lin - G_ker)) < 1e-8 * np.max(np.abs(G_lin))
 
 
@@ -93,7 +93,7 @@ def test_step_times_and_logistic():
 
 @pytest.mark.slow
 def test_property15_jing_strong_augmentation_collapses():
-    # one seed instead of three (runtime); 10k steps as §8 item 15; observed gap 2.31 nats, spread 0.56
+    # one seed instead of three (runtime); 10k steps; observed gap 2.31 nats, spread 0.56
     strong = sw.jing_case1(1.5, steps=10_000, seeds=(0,))
     weak = sw.jing_case1(0.01, steps=10_000, seeds=(0,))
     assert strong[7] - strong[8] >= 1.5
