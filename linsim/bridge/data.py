@@ -360,6 +360,8 @@ def _labelled(name: str, images: np.ndarray, labels: np.ndarray | None, *, seed:
         return ImageData(name=name, pretrain=images, train_images=None, train_labels=None, test_images=None,
                          test_labels=None, num_classes=None, source=source)
     tr_x, tr_y, te_x, te_y = split_labelled(images, labels, seed=seed)
+    if te_y.size == 0:
+        raise LinsimError(f"{source}: too few labelled images for a train/test split (no class has 2 images)")
     return ImageData(name=name, pretrain=tr_x, train_images=tr_x, train_labels=tr_y, test_images=te_x,
                      test_labels=te_y, num_classes=int(labels.max()) + 1, source=source)
 

@@ -319,6 +319,7 @@ def test_npz_unlabelled_is_all_pretrain(tmp_path):
     ({"images": np.zeros((2, 4, 4, 3), np.uint8), "labels": np.zeros(2, np.float64)}, "labels must be integers"),
     ({"images": np.zeros((2, 4, 4, 3), np.uint8), "labels": np.array([0, -1])}, "labels must be >= 0"),
     ({"images": np.array([None, None], dtype=object)}, "not a readable .npz"),
+    ({"images": np.zeros((2, 4, 4, 3), np.uint8), "labels": np.array([0, 1])}, "too few labelled images"),
 ])
 def test_npz_bad_contents_name_the_file(tmp_path, arrays, fragment):
     path = tmp_path / "bad.npz"
