@@ -75,7 +75,7 @@ class TrainConfig:
 
     dataset: str = "builtin"
     data_dir: str | None = None
-    epochs: int = 4
+    epochs: int = 8
     batch_size: int = 128
     lr: float = 0.05
     momentum: float = 0.9
