@@ -208,3 +208,14 @@ def test_zz_report_largest_gaps(capsys):
     with capsys.disabled():
         print("\nlargest relative gaps (GD - optimum)/|optimum|:", {k: f"{v:.2e}" for k, v in GAPS.items()})
     assert all(v >= -CERTIFY_RTOL for v in GAPS.values())
+
+
+def test_vicreg_low_data_and_k1_through_solve():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((10, 14))  # N <= D, rank(X_c) = N - 1: the non-parametric reduction applies
+    G = sp.knn_graph(X, 3)
+    sol = sp.solve("vicreg", X, None, G, 2, 1.0, 50.0, 30.0, 0.0051, 0.5, gd_starts=2, seed=0, n_starts=2)
+    assert sol.certified and sol.optimum_loss <= sol.closed_form_loss + 1e-12
+    assert sol.gd.value >= sol.optimum_loss  # gap never negative (rounding-level undercuts are adopted)
+    one = sp.solve("vicreg", X, None, G, 1, 1.0, 50.0, 30.0, 0.0051, 0.5, gd_starts=1, seed=0, n_starts=2)
+    assert one.closed_form_valid and one.reason is None  # K = 1: no covariance term, the closed form is exact
