@@ -134,7 +134,7 @@ class Trajectory:
 
     @property
     def collapse_floor(self) -> np.ndarray:
-        """The s below which a mode counts as collapsed: threshold * max(1, s(0)) (sec 9)."""
+        """The s below which a mode counts as collapsed: threshold * max(1, s(0)) (docs/theory_dynamics.md, numerical method)."""
         thr = self.config.solver.collapse_threshold
         s0 = self.s[0] if self.config.model == "modes" else np.full(self.s.shape[1], self.s[0].max())
         return thr * np.maximum(1.0, s0)

@@ -2,7 +2,8 @@
 
 State: ``{"W": (n1, n), "Wp": (n1, n1), "Wa": (n1, n)}``. Args (traced, so they can be vmapped):
 ``eta, eta_p, beta, alpha_p`` (scalars) and ``X, Xp`` (n x n PSD).
-Reference: ../shared/theory/byol_simsiam_dynamics.md sections 1.4, 2.2, 2.3, 9.
+Reference: Tian, Chen & Ganguli, "Understanding Self-supervised Learning Dynamics without Contrastive Pairs", ICML 2021,
+Lemma 1 (the flow) and Theorem 2 (no stop-gradient); docs/theory_dynamics.md (model, ablations, numerics).
 """
 from __future__ import annotations
 
@@ -12,15 +13,15 @@ from linsim.dynamics.variant import Variant, ema_parts
 
 
 def matrix_field(t, state, args, variant: Variant = Variant()):
-    """dW_p = a_p G W^T - eta_p W_p, dW = W_p^T G - eta W, dW_a = beta (W - W_a), G = -W_p W (X+X') + W_a X (sec 1.4)."""
+    """dW_p = a_p G W^T - eta_p W_p, dW = W_p^T G - eta W, dW_a = beta (W - W_a), G = -W_p W (X+X') + W_a X (TCG21 Lemma 1)."""
     W, Wp, Wa = state["W"], state["Wp"], state["Wa"]
     X, Xp = args["X"], args["Xp"]
     simsiam, beta = ema_parts(args["beta"])
-    # SimSiam (beta = inf) and the no-stop-gradient variant (sec 2.2) both use the online net as target
+    # SimSiam (beta = inf) and the no-stop-gradient variant (TCG21 Theorem 2) both use the online net as target
     Wa = W if not variant.stop_grad else jnp.where(simsiam, W, Wa)
     WX = W @ X
     WXX = WX + W @ Xp  # W (X + X')
-    if variant.predictor == "identity":  # predictor removed (sec 2.3): Wp = I
+    if variant.predictor == "identity":  # predictor removed (docs/theory_dynamics.md, ablations): Wp = I
         G = -WXX + Wa @ X
         dW = G - args["eta"] * W
         dWp = jnp.zeros_like(Wp)
@@ -28,10 +29,10 @@ def matrix_field(t, state, args, variant: Variant = Variant()):
         G = -Wp @ WXX + Wa @ X
         dW = Wp.T @ G - args["eta"] * W
         gWp = G @ W.T
-        if variant.predictor == "symmetric":  # symmetrised predictor gradient (sec 9)
+        if variant.predictor == "symmetric":  # symmetrised predictor gradient (docs/predictors_and_noise.md)
             gWp = 0.5 * (gWp + gWp.T)
         dWp = args["alpha_p"] * gWp - args["eta_p"] * Wp
-    if not variant.stop_grad:  # gradient also through the target branch with Wa = W (sec 2.2)
+    if not variant.stop_grad:  # gradient also through the target branch with Wa = W (TCG21 Theorem 2)
         P = jnp.eye(W.shape[0], dtype=W.dtype) if variant.predictor == "identity" else Wp
         dW = dW + P @ WX - WXX
     dWa = dW if not variant.stop_grad else jnp.where(simsiam, dW, beta * (W - Wa))
@@ -39,7 +40,7 @@ def matrix_field(t, state, args, variant: Variant = Variant()):
 
 
 def expected_loss(state, args, variant: Variant = Variant()):
-    """J = 1/2 tr(Wp W (X+X') W^T Wp^T) - tr(Wp W X Wa^T) + 1/2 tr(Wa (X+X') Wa^T) (sec 1.3)."""
+    """J = 1/2 tr(Wp W (X+X') W^T Wp^T) - tr(Wp W X Wa^T) + 1/2 tr(Wa (X+X') Wa^T) (docs/theory_dynamics.md, the model)."""
     W, Wp, Wa = state["W"], state["Wp"], state["Wa"]
     simsiam, _ = ema_parts(args["beta"])
     Wa = jnp.where(simsiam, W, Wa)
@@ -51,7 +52,7 @@ def expected_loss(state, args, variant: Variant = Variant()):
 
 
 def no_stopgrad_hessian(Wp, X, Xp, eta):
-    """H = X (x) (Wp-I)^T(Wp-I) + X' (x) (Wp^T Wp + I) + eta I, with d vec(W)/dt = -H vec(W) (sec 2.2)."""
+    """H = X (x) (Wp-I)^T(Wp-I) + X' (x) (Wp^T Wp + I) + eta I, with d vec(W)/dt = -H vec(W) (TCG21 Theorem 2)."""
     n1 = Wp.shape[0]
     I1 = jnp.eye(n1, dtype=Wp.dtype)
     A = (Wp - I1).T @ (Wp - I1)
@@ -60,7 +61,7 @@ def no_stopgrad_hessian(Wp, X, Xp, eta):
 
 
 def no_predictor_matrix(X, Xp, eta, beta):
-    """M = [[-(X+X'+eta I), beta I], [X, -beta I]] with d/dt [W, Wa] = [W, Wa] M (sec 2.3)."""
+    """M = [[-(X+X'+eta I), beta I], [X, -beta I]] with d/dt [W, Wa] = [W, Wa] M (docs/theory_dynamics.md, ablations)."""
     n = X.shape[0]
     I = jnp.eye(n, dtype=X.dtype)
     top = jnp.concatenate([-(X + Xp + eta * I), beta * I], axis=1)

@@ -2,9 +2,10 @@
 
 State ``{"p", "w", "wa"}`` (arrays of shape (m,)): p is an eigenvalue of Wp, s = w^2 the matching eigenvalue
 of F = W X W^T, and tau = wa / w (the EMA ratio). The (p, w, wa) form is the n = n1 = 1 case of the matrix
-field, well posed through collapse (section 3.2). Args: ``eta, eta_p, beta, alpha_p`` and per-mode data and
+field, well posed through collapse (docs/theory_dynamics.md, per-mode reduction). Args: ``eta, eta_p, beta, alpha_p`` and per-mode data and
 augmentation variances ``x, xp`` (isotropic: x = 1, xp = sigma2).
-Reference: ../shared/theory/byol_simsiam_dynamics.md sections 3.1-3.6.
+Reference: Tian, Chen & Ganguli, "Understanding Self-supervised Learning Dynamics without Contrastive Pairs", ICML 2021
+(the decoupled per-mode dynamics); docs/theory_dynamics.md (reduction, fixed points, basins, EMA).
 """
 from __future__ import annotations
 
@@ -19,15 +20,15 @@ from linsim.dynamics.variant import Variant, ema_parts
 
 
 def modes_field(t, state, args, variant: Variant = Variant()):
-    """e = x w_a - (x+x') p w; dp = a_p w e - eta_p p; dw = p e - eta w; dw_a = beta (w - w_a) (sec 3.2)."""
+    """e = x w_a - (x+x') p w; dp = a_p w e - eta_p p; dw = p e - eta w; dw_a = beta (w - w_a) (Lemma 1 at n = n1 = 1)."""
     p, w, wa = state["p"], state["w"], state["wa"]
     x, xp = args["x"], args["xp"]
     simsiam, beta = ema_parts(args["beta"])
-    wa = w if not variant.stop_grad else jnp.where(simsiam, w, wa)  # no stop-grad: target = online (sec 2.2)
+    wa = w if not variant.stop_grad else jnp.where(simsiam, w, wa)  # no stop-grad: target = online (TCG21 Theorem 2)
     pe = jnp.ones_like(p) if variant.predictor == "identity" else p
     e = x * wa - (x + xp) * pe * w
     dw = pe * e - args["eta"] * w
-    if not variant.stop_grad:  # gradient through the target branch too (sec 2.2, scalar case)
+    if not variant.stop_grad:  # gradient through the target branch too (Theorem 2, scalar case)
         dw = dw + pe * w * x - w * (x + xp)
     if variant.predictor == "identity":
         dp = jnp.zeros_like(p)
@@ -38,14 +39,14 @@ def modes_field(t, state, args, variant: Variant = Variant()):
 
 
 def pst_view(state):
-    """(p, s, tau) = (p, w^2, w_a / w) (sec 3.1 vs 3.2); tau is NaN where w = 0 (collapsed)."""
+    """(p, s, tau) = (p, w^2, w_a / w) (TCG21's chart vs the amplitudes); tau is NaN where w = 0 (collapsed)."""
     p, w, wa = (jnp.asarray(state[k]) for k in ("p", "w", "wa"))
     safe = jnp.where(w == 0, 1.0, w)
     return p, w**2, jnp.where(w == 0, jnp.nan, wa / safe)
 
 
 def pst_field(p, s, tau, x=1.0, xp=0.5, eta=0.0, alpha_p=1.0, beta=1.0):
-    """The 3-D (p, s, tau) system of section 3.1 (valid while s > 0)."""
+    """The 3-D (p, s, tau) system of TCG21's per-mode analysis (valid while s > 0)."""
     k = x + xp
     dp = alpha_p * s * (x * tau - k * p) - eta * p
     ds = 2 * p * s * (x * tau - k * p) - 2 * eta * s
@@ -53,17 +54,17 @@ def pst_field(p, s, tau, x=1.0, xp=0.5, eta=0.0, alpha_p=1.0, beta=1.0):
     return dp, ds, dtau
 
 
-# ---------------------------------------------------------------- fixed points and stability (sec 3.4)
+# ------------------------------------------- fixed points and stability (docs/theory_dynamics.md, fixed points)
 
 
 def eta_critical(x=1.0, xp=0.5):
-    """eta_c = x^2 / (4 (x + x')); isotropic: 1 / (4 (1 + sigma2)) (sec 3.4)."""
+    """eta_c = x^2 / (4 (x + x')); isotropic: 1 / (4 (1 + sigma2)) (docs/theory_dynamics.md)."""
     return x**2 / (4.0 * (x + xp))
 
 
 @dataclass(frozen=True)
 class FixedPoints:
-    """Non-trivial fixed points p+/p- (s = (eta_p/eta) p^2 / alpha_p, tau = 1) and eta_c (sec 3.4)."""
+    """Non-trivial fixed points p+/p- (s = (eta_p/eta) p^2 / alpha_p, tau = 1) and eta_c (docs/theory_dynamics.md)."""
 
     p_plus: float
     p_minus: float
@@ -74,7 +75,7 @@ class FixedPoints:
 
 
 def fixed_points(eta, alpha_p=1.0, sigma2=0.5, x=1.0, eta_p=None) -> FixedPoints:
-    """p^+- = [x +- sqrt(x^2 - 4 eta (x+x'))] / (2 (x+x')), s^+- = p^2 eta_p / (eta alpha_p) (sec 3.4).
+    """p^+- = [x +- sqrt(x^2 - 4 eta (x+x'))] / (2 (x+x')), s^+- = p^2 eta_p / (eta alpha_p) (docs/theory_dynamics.md).
 
     With eta = eta_p = 0 the non-trivial set is the line p = x/(x+x') of any s; s is then reported on the
     balanced parabola s = p^2/alpha_p, and p- = 0 is the line of collapsed states. NaN (exists=False) where
@@ -130,18 +131,18 @@ def stability(p, s, args, variant: Variant = Variant()):
     return eig, classify(eig)
 
 
-# --------------------------------------------------------------------- eta = 0 closed forms (sec 3.5-3.6)
+# ------------------------------------------------ eta = 0 closed forms (docs/theory_dynamics.md, basins)
 
 
 def collapses_eta0(p0, s0, alpha_p=1.0, sigma2=0.5):
-    """Exact eta = 0, tau = 1 basin: (p0 < 0 and s0 < p0^2/a_p) or (p0 > 1/k and s0 < (p0^2 - k^-2)/a_p) (sec 3.6)."""
+    """Exact eta = 0, tau = 1 basin: (p0 < 0 and s0 < p0^2/a_p) or (p0 > 1/k and s0 < (p0^2 - k^-2)/a_p) (docs/theory_dynamics.md)."""
     k = 1.0 + sigma2
     p0, s0 = np.asarray(p0), np.asarray(s0)
     return ((p0 < 0) & (s0 < p0**2 / alpha_p)) | ((p0 > 1 / k) & (s0 < (p0**2 - k**-2) / alpha_p))
 
 
 def _t_of_p(p, c, alpha_p, k):
-    """Antiderivative t(p) of dt/dp = 1 / ((p^2 + alpha_p c)(1 - k p)) (sec 3.5), up to a constant."""
+    """Antiderivative t(p) of dt/dp = 1 / ((p^2 + alpha_p c)(1 - k p)) (docs/theory_dynamics.md), up to a constant."""
     p = np.asarray(p, dtype=float)
     if abs(alpha_p * c) <= 1e-14:  # on the balanced parabola up to rounding: the c = 0 branch is exact there
         c = 0.0
@@ -159,13 +160,13 @@ def _t_of_p(p, c, alpha_p, k):
 
 
 def time_between(p0, p, c, alpha_p=1.0, sigma2=0.5):
-    """Time for the eta = 0, tau = 1 flow dp/dt = (p^2 + alpha_p c)(1 - k p) to go from p0 to p (sec 3.5)."""
+    """Time for the eta = 0, tau = 1 flow dp/dt = (p^2 + alpha_p c)(1 - k p) to go from p0 to p (docs/theory_dynamics.md)."""
     k = 1.0 + sigma2
     return _t_of_p(p, c, alpha_p, k) - _t_of_p(p0, c, alpha_p, k)
 
 
 def tau_ema(ts, ps, beta):
-    """tau(t) = e^{-beta t} [p(0) + beta int_0^t p e^{beta t'} dt'] / p(t) (eta = 0, c = 0, sec 3.5).
+    """tau(t) = e^{-beta t} [p(0) + beta int_0^t p e^{beta t'} dt'] / p(t) (eta = 0, c = 0; docs/theory_dynamics.md, EMA).
 
     The integral uses the trapezoid rule on the given (fine) time grid.
     """

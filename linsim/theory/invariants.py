@@ -2,7 +2,7 @@
 
 References: Tian, Chen & Ganguli, "Understanding Self-supervised Learning Dynamics without Contrastive
 Pairs", ICML 2021 (arXiv 2102.06810): Theorem 1 (weight decay balances the predictor and the layer before
-it), Eq. 7 (the per-mode invariant parabola) and the eigenspace-alignment result; derivations and
+it), the per-mode invariant parabola and the eigenspace-alignment result; derivations and
 conventions in docs/theory_dynamics.md.
 """
 from __future__ import annotations

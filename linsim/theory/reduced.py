@@ -1,7 +1,8 @@
 """Reduced matrix dynamics of (Wp, F = W X W^T) under X = I, X' = sigma2 I, Wa = tau W, symmetric Wp, and the
 eigenspace-alignment identity dL/dt = -(K L + L K) for L = [F, Wp].
 
-Reference: ../shared/theory/byol_simsiam_dynamics.md sections 2.5 (reduced ODE) and 2.6 (alignment).
+Reference: Tian, Chen & Ganguli, "Understanding Self-supervised Learning Dynamics without Contrastive Pairs", ICML 2021
+(the reduced dynamics and eigenspace alignment); docs/theory_dynamics.md (eigenspace alignment).
 State ``{"Wp", "F"}`` (d x d, symmetric); args ``sigma2, eta, alpha_p, tau`` (scalars, tau held fixed).
 """
 from __future__ import annotations
@@ -12,12 +13,12 @@ import jax.numpy as jnp
 
 
 def anticommutator(A, B):
-    """{A, B} = A B + B A (sec 2.5)."""
+    """{A, B} = A B + B A."""
     return A @ B + B @ A
 
 
 def reduced_field(t, state, args):
-    """dWp = -(a_p/2) k {Wp, F} + a_p tau F - eta Wp; dF = -k {Wp^2, F} + tau {Wp, F} - 2 eta F, k = 1 + sigma2 (sec 2.5)."""
+    """dWp = -(a_p/2) k {Wp, F} + a_p tau F - eta Wp; dF = -k {Wp^2, F} + tau {Wp, F} - 2 eta F, k = 1 + sigma2 (docs/theory_dynamics.md)."""
     Wp, F = state["Wp"], state["F"]
     k, tau, eta, a_p = 1.0 + args["sigma2"], args["tau"], args["eta"], args["alpha_p"]
     dWp = -(a_p / 2) * k * anticommutator(Wp, F) + a_p * tau * F - eta * Wp
@@ -26,19 +27,19 @@ def reduced_field(t, state, args):
 
 
 def commutator(F, Wp):
-    """L = [F, Wp] = F Wp - Wp F (antisymmetric for symmetric F, Wp; sec 2.6)."""
+    """L = [F, Wp] = F Wp - Wp F (antisymmetric for symmetric F, Wp)."""
     return F @ Wp - Wp @ F
 
 
 def k_matrix(Wp, F, args):
-    """K = (1+sigma2) Wp^2 - tau Wp + (a_p/2)(1+sigma2) F + (3 eta/2) I, so that dL/dt = -(K L + L K) (sec 2.6)."""
+    """K = (1+sigma2) Wp^2 - tau Wp + (a_p/2)(1+sigma2) F + (3 eta/2) I, so that dL/dt = -(K L + L K) (derived; docs/theory_dynamics.md)."""
     k = 1.0 + args["sigma2"]
     eye = jnp.eye(Wp.shape[0], dtype=Wp.dtype)
     return k * Wp @ Wp - args["tau"] * Wp + 0.5 * args["alpha_p"] * k * F + 1.5 * args["eta"] * eye
 
 
 def k_lower_bound(args):
-    """lambda_min(K) >= 3 eta/2 - tau^2/(4 (1+sigma2)) for any symmetric Wp and PSD F (sec 2.6)."""
+    """lambda_min(K) >= 3 eta/2 - tau^2/(4 (1+sigma2)) for any symmetric Wp and PSD F (docs/theory_dynamics.md)."""
     return 1.5 * args["eta"] - args["tau"] ** 2 / (4.0 * (1.0 + args["sigma2"]))
 
 

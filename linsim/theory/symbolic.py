@@ -1,7 +1,8 @@
 """Sympy derivations of the per-mode (p, w, w_a) model: fixed points, eta_c, Jacobian and its eigenvalues.
 
 Same equations as :func:`linsim.dynamics.modes.modes_field` (the n = n1 = 1 case of Lemma 1).
-Reference: ../shared/theory/byol_simsiam_dynamics.md sections 3.2 (field) and 3.4 (fixed points, stability).
+Reference: Tian, Chen & Ganguli, "Understanding Self-supervised Learning Dynamics without Contrastive Pairs", ICML 2021;
+docs/theory_dynamics.md (per-mode reduction; fixed points and stability).
 """
 from __future__ import annotations
 
@@ -17,19 +18,19 @@ PARAMS = (x, xp, eta, eta_p, alpha_p, beta)
 
 
 def field() -> sp.Matrix:
-    """(dp, dw, dw_a) with e = x w_a - (x+x') p w, dp = a_p w e - eta_p p, dw = p e - eta w, dw_a = beta (w - w_a) (sec 3.2)."""
+    """(dp, dw, dw_a) with e = x w_a - (x+x') p w, dp = a_p w e - eta_p p, dw = p e - eta w, dw_a = beta (w - w_a) (docs/theory_dynamics.md)."""
     e = x * wa - (x + xp) * p * w
     return sp.Matrix([alpha_p * w * e - eta_p * p, p * e - eta * w, beta * (w - wa)])
 
 
 def jacobian() -> sp.Matrix:
-    """Symbolic Jacobian d(dp, dw, dw_a)/d(p, w, w_a) (sec 3.4)."""
+    """Symbolic Jacobian d(dp, dw, dw_a)/d(p, w, w_a)."""
     return field().jacobian(STATE)
 
 
 @functools.lru_cache(maxsize=None)
 def fixed_points() -> dict[str, sp.Expr]:
-    """p+- solving p (x - (x+x') p) = eta, s+- = (eta_p/eta) p^2/a_p (from dp = 0 at w_a = w), and eta_c (sec 3.4)."""
+    """p+- solving p (x - (x+x') p) = eta, s+- = (eta_p/eta) p^2/a_p (from dp = 0 at w_a = w), and eta_c."""
     roots = sp.solve(sp.Eq(p * (x - (x + xp) * p), eta), p)
     ref = {x: 1, xp: sp.Rational(1, 2), eta: sp.Rational(1, 100)}
     p_minus, p_plus = sorted(roots, key=lambda r: float(r.subs(ref)))
@@ -42,7 +43,7 @@ def fixed_points() -> dict[str, sp.Expr]:
 
 
 def point(which: str) -> dict[sp.Symbol, sp.Expr]:
-    """State (p, w, w_a) at 'plus', 'minus' (w = w_a = sqrt(s), tau = 1) or 'origin' (sec 3.4)."""
+    """State (p, w, w_a) at 'plus', 'minus' (w = w_a = sqrt(s), tau = 1) or 'origin'."""
     if which == "origin":
         return {p: 0, w: 0, wa: 0}
     fp = fixed_points()
@@ -51,7 +52,7 @@ def point(which: str) -> dict[sp.Symbol, sp.Expr]:
 
 
 def jacobian_eigenvalues(which: str, values: dict | None = None, digits: int = 30) -> list:
-    """Eigenvalues of the Jacobian at a fixed point (sec 3.4): exact symbolic without ``values`` (closed
+    """Eigenvalues of the Jacobian at a fixed point: exact symbolic without ``values`` (closed
     form at the origin; Cardano radicals at p+-), else, after substituting ``values`` ({symbol or name:
     number}), the eigenvalues of the Jacobian evaluated to ``digits`` digits (mpmath.eig) as complex."""
     J = jacobian().subs(point(which))
