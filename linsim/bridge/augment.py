@@ -34,7 +34,9 @@ turns it on): the views come back float32 with shape ``(views, B, size, size, 3)
 per-image random order of the jitter evaluates all four jitter ops at each of its four stages and selects;
 that costs a few elementwise passes and keeps the whole pipeline one branch-free program. All random numbers
 of a call come from one ``jax.random.uniform`` draw of shape (views, B, 35): a compact program that compiles
-fast, deterministic in the key.
+fast, deterministic in the key. Only the structure of a config (size, views, which jitter ops and whether
+blur exist, blur kernel) is compiled in; probabilities, ranges, mean and std are traced, so configs that
+differ only in those numbers share one compiled program.
 
 Per-dataset parameters (:func:`recipe`): CIFAR-10 and STL-10 as in the DirectPred code; STL-10 is not
 normalised there, so its mean is 0 and std 1 here too (inputs in [0, 1]); at a size other than 96 the
