@@ -20,7 +20,7 @@ N_SAVE = 51  # one save-grid length for every adaptive solve, so each (model, sh
 
 # Tolerances of the adaptive solver used by the invariant tests. Tsit5 with a PID controller keeps the
 # local error per step below atol + rtol |y|; over the O(10^2 - 10^3) steps of these runs the global
-# error on O(1) states stays ~1e-9 or below, far under the 1e-8 invariant bounds of section 10.
+# error on O(1) states stays ~1e-9 or below, far under the 1e-8 invariant bounds (docs/theory_dynamics.md).
 RTOL, ATOL = 1e-10, 1e-12
 
 seeds = st.integers(0, 2**31 - 1)
@@ -57,7 +57,7 @@ def stats(draw, n: int, xp_floor: float = 0.0):
 
 @st.composite
 def hypers(draw, eta=etas, beta=betas, alpha_p=alphas, same_eta_p: bool = True):
-    """Scalar hyperparameters (floats) in the ranges of section 10."""
+    """Scalar hyperparameters (floats) in the ranges of the invariant tests."""
     e = draw(eta)
     return {
         "eta": e,

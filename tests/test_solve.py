@@ -69,7 +69,7 @@ def test_collapse_detected_above_eta_c_and_not_below():
 
 @pytest.mark.parametrize("beta", [0.5, math.inf])
 def test_euler_is_sgd_on_expected_loss(beta):
-    """Euler with step dt reproduces a hand-written full-batch SGD loop on J (sec 1.3-1.5) to 1e-12:
+    """Euler with step dt reproduces a hand-written full-batch SGD loop on J (docs/theory_dynamics.md, the model) to 1e-12:
     W <- W - dt (dJ/dW + eta W), Wp <- Wp - dt (alpha_p dJ/dWp + eta_p Wp), and the EMA
     Wa <- gamma_a Wa + (1 - gamma_a) W with gamma_a = 1 - dt beta (SimSiam: Wa = W).
 

@@ -83,7 +83,7 @@ def test_summary_consistent_with_series():
 
 @pytest.mark.parametrize("predictor, alpha_p, beta", [("symmetric", 1.5, 0.3), ("grad", 1.0, 0.5)])
 def test_full_matrix_converges_to_p_plus(predictor, alpha_p, beta):
-    """Invariant 7 (sec 2.6): X = I, X' = 0.5 I, eta = 0.02, n1 = 6, n = 10, init scale 0.3 with
+    """Full-matrix convergence (docs/theory_dynamics.md, eigenspace alignment): X = I, X' = 0.5 I, eta = 0.02, n1 = 6, n = 10, init scale 0.3 with
     Wp(0) = 0.3 I + noise; by t = 300 every eigenvalue of Wp is within 1e-3 (relative) of p+, every
     eigenvalue of F within 1e-3 of p+^2/alpha_p, and asymmetry and normalised commutator are < 1e-6 even
     without the symmetric projection. The slowest linear rate at p+ is 2 eta = 0.04 (and ~beta for the

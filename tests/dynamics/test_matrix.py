@@ -1,5 +1,5 @@
-"""Full-matrix field (sec 1.4): it is the gradient of the expected loss, and the stop-gradient-removal
-(sec 2.2, invariant 3) and predictor-removal (sec 2.3, invariant 4) variants collapse as the theory says.
+"""Full-matrix field (Tian et al. 2021, Lemma 1): it is the gradient of the expected loss, and the stop-gradient-removal
+(Tian et al. 2021, Theorem 2) and predictor-removal (docs/theory_dynamics.md, ablations) variants collapse as the theory says.
 
 Field identities compare two float64 evaluations of O(1) polynomials in O(1) matrices: the round-off of
 each is a few ulps times the number of summed terms (<= 10^2), so 1e-12 is a safe bound.
@@ -34,7 +34,7 @@ def cases(draw, xp_floor=0.0, **hyper_kw):
 
 
 def vec(W):
-    """Column-stacking vec, so that vec(A W B) = (B^T kron A) vec(W) (sec 2.2)."""
+    """Column-stacking vec, so that vec(A W B) = (B^T kron A) vec(W) (Tian et al. 2021, Theorem 2)."""
     return jnp.reshape(W.T, (-1,))
 
 
@@ -44,7 +44,7 @@ def unvec(v, n1, n):
 
 @given(cases(same_eta_p=False), st.sampled_from(["grad", "symmetric", "identity"]))
 def test_field_is_minus_gradient_of_expected_loss(case, predictor):
-    """dW = -dJ/dW - eta W, dWp = alpha_p (-dJ/dWp) - eta_p Wp (sym for 'symmetric'), Wa held fixed (sec 1.4)."""
+    """dW = -dJ/dW - eta W, dWp = alpha_p (-dJ/dWp) - eta_p Wp (sym for 'symmetric'), Wa held fixed (Tian et al. 2021, Lemma 1)."""
     X, Xp, h, state = case
     args = matrix_args(X, Xp, h)
     variant = Variant(predictor=predictor)
@@ -67,7 +67,7 @@ def test_field_is_minus_gradient_of_expected_loss(case, predictor):
 
 @given(cases(beta=st.just(math.inf)), st.sampled_from(["grad", "identity"]))
 def test_no_stopgrad_is_hessian_flow_and_full_gradient(case, predictor):
-    """Without stop-gradient (Wa = W): d vec(W)/dt = -H vec(W) = -dJ(W, Wp, W)/dW - eta W (sec 2.2)."""
+    """Without stop-gradient (Wa = W): d vec(W)/dt = -H vec(W) = -dJ(W, Wp, W)/dW - eta W (Tian et al. 2021, Theorem 2)."""
     X, Xp, h, state = case
     args = matrix_args(X, Xp, h)
     variant = Variant(predictor=predictor, stop_grad=False)
@@ -82,7 +82,7 @@ def test_no_stopgrad_is_hessian_flow_and_full_gradient(case, predictor):
 
 @given(cases(beta=log_uniform(0.01, 100.0)))
 def test_no_predictor_field_is_block_matrix(case):
-    """W_p = I with stop-gradient: d/dt [W, Wa] = [W, Wa] M (sec 2.3)."""
+    """W_p = I with stop-gradient: d/dt [W, Wa] = [W, Wa] M (docs/theory_dynamics.md, ablations)."""
     X, Xp, h, state = case
     args = matrix_args(X, Xp, h)
     d = matrix_field(0.0, state, args, Variant(predictor="identity"))
@@ -99,7 +99,7 @@ def test_no_predictor_field_is_block_matrix(case):
 
 @given(cases())
 def test_hessian_symmetric_psd_with_floor(case):
-    """H is symmetric PSD and lambda_min(H) >= eta + lambda_min(X') (sec 2.2).
+    """H is symmetric PSD and lambda_min(H) >= eta + lambda_min(X') (Tian et al. 2021, Theorem 2).
 
     H is assembled from Kronecker products of O(1) matrices: entries carry ~1e-15 round-off, so the
     symmetry is exact to 1e-12 and the eigenvalue bound holds to 1e-10 (eigvalsh backward error ~ n eps ||H||).
@@ -117,7 +117,7 @@ def test_no_stopgrad_collapses_monotonically(case):
     """Invariant 3: ||W||_F is non-increasing and ||W(T)|| <= 1.01 e^{-lambda_0 T} ||W(0)||, lambda_0 = eta + lambda_min(X').
 
     lambda_0 >= 0.01 makes ||W|| drop by >= 1e-3 (relative) between saves (dt = 0.1), far above the
-    ~1e-9 solver error, so the 1e-12 relative slack of section 10 is enough.
+    ~1e-9 solver error, so a 1e-12 relative slack is enough.
     """
     X, Xp, h, state = case
     args = matrix_args(X, Xp, h)
@@ -134,7 +134,7 @@ def test_no_stopgrad_collapses_monotonically(case):
 
 @given(st.sampled_from([4, 6]), seeds, st.floats(0.001, 0.1), log_uniform(0.01, 100.0))
 def test_no_predictor_matrix_is_stable(n, seed, eta, beta):
-    """max Re eig(M) < 0 whenever eta > 0 (sec 2.3; observed <= -1e-14 in the theory note)."""
+    """max Re eig(M) < 0 whenever eta > 0 (docs/theory_dynamics.md, ablations; observed <= -1e-14)."""
     rng = np.random.default_rng(seed)
     M = no_predictor_matrix(jnp.asarray(psd_(rng, n)), jnp.asarray(psd_(rng, n, 0.5)), eta, beta)
     assert np.max(np.real(np.linalg.eigvals(np.asarray(M)))) < 0

@@ -1,6 +1,6 @@
-"""Per-mode (p, w, w_a) field (sec 3.2): it is the matrix field at n = n1 = 1 and on aligned (diagonal)
-states; fixed points and stability (sec 3.4, invariant 6); the exact eta = 0 basin (sec 3.6, invariant 8);
-the effects of alpha_p and beta and the closed forms of section 3.5 (invariant 9).
+"""Per-mode (p, w, w_a) field (docs/theory_dynamics.md): it is the matrix field at n = n1 = 1 and on aligned (diagonal)
+states; fixed points and stability (docs/theory_dynamics.md, fixed points); the exact eta = 0 basin (docs/theory_dynamics.md, basins);
+the effects of alpha_p and beta and the closed forms (docs/theory_dynamics.md).
 
 Every per-mode solve has M = 8 modes with all parameters broadcast to (M,) (one compilation), except the
 two basin grids, which are one solve each (a whole grid is one state, since the field is elementwise).
@@ -42,7 +42,7 @@ scalars = st.floats(-1.5, 1.5)
 
 @given(scalars, scalars, scalars, st.floats(0.2, 2.0), sigma2s, st.floats(0, 0.1), st.floats(0, 0.1), alphas, betas, variants)
 def test_modes_field_is_scalar_matrix_field(p, w, wa, x, xp, eta, eta_p, alpha_p, beta, variant):
-    """n = n1 = 1: the (p, w, w_a) field is the Lemma-1 matrix field with scalar X = x, X' = x' (sec 3.2)."""
+    """n = n1 = 1: the (p, w, w_a) field is the Lemma-1 matrix field with scalar X = x, X' = x' (docs/theory_dynamics.md)."""
     if variant.predictor == "identity":
         p = 1.0
     h = dict(eta=eta, eta_p=eta_p, beta=beta, alpha_p=alpha_p)
@@ -56,7 +56,7 @@ def test_modes_field_is_scalar_matrix_field(p, w, wa, x, xp, eta, eta_p, alpha_p
 @given(seeds, st.sampled_from(["grad", "symmetric"]), betas, alphas, st.floats(0, 0.1))
 def test_modes_field_is_matrix_field_on_aligned_states(seed, predictor, beta, alpha_p, eta):
     """Diagonal W, Wp, Wa, X, X' (aligned, commuting): the matrix field stays diagonal and its diagonal
-    is the per-mode field (sec 3.1 exactness note)."""
+    is the per-mode field (docs/theory_dynamics.md, per-mode reduction)."""
     rng = np.random.default_rng(seed)
     n = 6
     x, xp = rng.uniform(0.2, 2.0, n), rng.uniform(0.0, 1.0, n)
@@ -74,7 +74,7 @@ def test_modes_field_is_matrix_field_on_aligned_states(seed, predictor, beta, al
 @given(st.floats(-1.5, 1.5), st.floats(0.05, 1.5), st.floats(-1.5, 1.5), st.floats(0.2, 2.0), sigma2s,
        st.floats(0, 0.1), alphas, log_uniform(0.01, 100.0))
 def test_pst_field_is_change_of_variables(p, w, wa, x, xp, eta, alpha_p, beta):
-    """(p, s, tau) = (p, w^2, w_a/w): ds = 2 w dw and dtau = (dw_a w - w_a dw)/w^2 (sec 3.1 vs 3.2).
+    """(p, s, tau) = (p, w^2, w_a/w): ds = 2 w dw and dtau = (dw_a w - w_a dw)/w^2 (docs/theory_dynamics.md, per-mode reduction).
 
     Relative tolerance 1e-12 with an absolute floor: the tau derivative divides by w^2 >= 2.5e-3."""
     h = dict(eta=eta, eta_p=eta, beta=beta, alpha_p=alpha_p)
@@ -92,7 +92,7 @@ eta_fracs = st.floats(1e-3, 0.99)  # eta / eta_c
 
 @given(sigma2s, st.floats(0.5, 2.0), eta_fracs, st.floats(0.1, 3.0), alphas, betas, st.sampled_from(["plus", "minus"]))
 def test_fixed_points_are_zeros_of_the_field(sigma2, x, frac, ratio, alpha_p, beta, which):
-    """(p+-, w = w_a = sqrt(s+-)) with s = (eta_p/eta) p^2/alpha_p zeroes the field: |RHS| <= 1e-12 (sec 3.4).
+    """(p+-, w = w_a = sqrt(s+-)) with s = (eta_p/eta) p^2/alpha_p zeroes the field: |RHS| <= 1e-12 (docs/theory_dynamics.md).
 
     p+- solves a quadratic in closed form (relative error ~1e-15); the field is O(1) at these points."""
     eta = frac * eta_critical(x, sigma2)
@@ -108,7 +108,7 @@ def test_fixed_points_are_zeros_of_the_field(sigma2, x, frac, ratio, alpha_p, be
 
 @given(sigma2s, eta_fracs, alphas, betas)
 def test_fixed_point_stability(sigma2, frac, alpha_p, beta):
-    """p+ is a stable node, p- a saddle with exactly one unstable direction, the origin is stable (sec 3.4)."""
+    """p+ is a stable node, p- a saddle with exactly one unstable direction, the origin is stable (docs/theory_dynamics.md)."""
     eta = frac * eta_critical(1.0, sigma2)
     fp = fixed_points(eta, alpha_p, sigma2)
     args = modes_args(1.0, sigma2, dict(eta=eta, eta_p=eta, beta=beta, alpha_p=alpha_p))
@@ -125,11 +125,11 @@ def test_fixed_point_stability(sigma2, frac, alpha_p, beta):
 
 @pytest.mark.parametrize("alpha_p", [1.0, 10.0])
 def test_reference_table_sigma05_eta004_beta05(alpha_p):
-    """Section 3.4 example (sigma2 = 0.5, eta = 0.04, beta = 0.5), independent of alpha_p.
+    """Reference example (sigma2 = 0.5, eta = 0.04, beta = 0.5), independent of alpha_p.
 
-    Tolerances are half a unit of the last printed digit of the note's values. At s > 0 the (p, w, w_a)
+    Tolerances are half a unit of the last printed digit of the reference values. At s > 0 the (p, w, w_a)
     Jacobian is similar to the (p, s, tau) one (the map (w, w_a) -> (w^2, w_a/w) is a local diffeomorphism),
-    so the note's eigenvalues apply as printed. At the origin that map is singular: the note's (p, s, tau)
+    so the reference eigenvalues apply as printed. At the origin that map is singular: the reference (p, s, tau)
     values {-0.5, -0.04, -0.08} become {-beta, -eta, -eta} = {-0.5, -0.04, -0.04} here (w decays at -eta,
     s = w^2 at -2 eta). We test what is true for the field we simulate.
     """
@@ -153,7 +153,7 @@ def test_reference_table_sigma05_eta004_beta05(alpha_p):
 
 @given(sigma2s, st.floats(1.01, 3.0), alphas, st.one_of(st.just(math.inf), log_uniform(0.01, 10.0)), seeds)
 def test_total_collapse_above_eta_c(sigma2, frac, alpha_p, beta, seed):
-    """eta > 1.01 eta_c: every mode ends with s < 1e-6 by T = 1e4 (invariant 6; the note saw s <= 1e-43).
+    """eta > 1.01 eta_c: every mode ends with s < 1e-6 by T = 1e4 (invariant 6; reference runs saw s <= 1e-43).
 
     With no non-trivial fixed point the decay is at least exponential at the rate ~eta >= 0.0034
     (e^{-34} by T = 1e4), so 1e-6 is a very loose, unambiguous threshold. beta <= 10 (or inf) keeps the
@@ -176,7 +176,7 @@ def test_eta0_basin_matches_integration():
     boundary a collapsing mode decays like e^{-k alpha_p delta t} with delta >= 0.017 (rate >= 0.026), so
     by T = 600 collapsed modes have s < 1e-8, while survivors end on s = p*^2/alpha_p + c >= 0.19: the
     classification at threshold 1e-6 is unambiguous. Survivors converge at rate k alpha_p s* >= 0.29, so
-    |p - 1/k| is at round-off level; 1e-4 is the note's bound.
+    |p - 1/k| is at round-off level; 1e-4 is the reference bound.
     """
     sigma2, alpha_p, k = 0.5, 1.0, 1.5
     P0, S0 = np.meshgrid(np.linspace(-1.5, 1.5, 10), np.linspace(0.01, 2.0, 10), indexing="ij")
@@ -196,14 +196,14 @@ def test_eta0_basin_matches_integration():
 
 
 def test_collapse_fraction_decreases_with_alpha_p():
-    """Collapse fraction on the section 3.6 grid (13 x 13 over p0 in [-0.5, 1], s0 in [0.01, 0.5],
+    """Collapse fraction on the reference 13 x 13 grid (13 x 13 over p0 in [-0.5, 1], s0 in [0.01, 0.5],
     sigma2 = 0.5) does not increase with alpha_p in {0.5, 1, 2, 10}, for eta in {0.01, 0.04} and
     beta in {inf, 1, 0.1, 0.01}; one solve of 2*4*4*169 modes.
 
     At T = 1000 collapsed modes have s < 1e-60 and survivors s >= 0.03 (checked: nothing in between), so
-    the classification is exact. The counts also reproduce the note's fractions: eta = 0.01: 24/13/6/2
+    the classification is exact. The counts also reproduce the reference fractions: eta = 0.01: 24/13/6/2
     of 169 = 0.142/0.077/0.036/0.012; eta = 0.04, alpha_p = 0.5: 27/26/24 for beta = inf/1/0.1
-    (0.160/0.154/0.142). For beta = 0.01 we find 24 (0.142) where the note says 0.136 (23): not asserted.
+    (0.160/0.154/0.142). For beta = 0.01 we find 24 (0.142) where the reference says 0.136 (23): not asserted.
     """
     P0, S0 = np.meshgrid(np.linspace(-0.5, 1.0, 13), np.linspace(0.01, 0.5, 13), indexing="ij")
     etas_, aps, bts = [0.01, 0.04], [0.5, 1.0, 2.0, 10.0], [math.inf, 1.0, 0.1, 0.01]
@@ -221,10 +221,10 @@ def test_collapse_fraction_decreases_with_alpha_p():
 
 
 def test_beta_slows_convergence_but_keeps_the_fixed_point():
-    """sigma2 = 0.5, eta = 0.01, alpha_p = 1, (p0, s0) = (0.1, 0.1), beta in {inf, 1, 0.1, 0.01} (sec 3.6).
+    """sigma2 = 0.5, eta = 0.01, alpha_p = 1, (p0, s0) = (0.1, 0.1), beta in {inf, 1, 0.1, 0.01} (docs/theory_dynamics.md).
 
     Time to come within 1% of p+ (saved every 0.1) increases strictly as beta decreases and matches the
-    note's 9.0, 13.8, 62.9, 688 to the save resolution (0.1, and 1 for the value printed as 688). A second
+    reference values 9.0, 13.8, 62.9, 688 to the save resolution (0.1, and 1 for the value printed as 688). A second
     solve to T = 8000 lands on the same (p+, s+, tau = 1) for every beta to 1e-8 (the slowest rate, ~beta
     times O(1), leaves < 1e-9 of the initial offset).
     """
@@ -245,7 +245,7 @@ def test_beta_slows_convergence_but_keeps_the_fixed_point():
 
 @given(log_uniform(0.05, 1.0), seeds)
 def test_tau_closed_form(beta, seed):
-    """eta = 0, c = 0 (balanced), tau(0) = 1, p > 0: tau = w_a/w equals tau_ema (sec 3.5) to 1e-6.
+    """eta = 0, c = 0 (balanced), tau(0) = 1, p > 0: tau = w_a/w equals tau_ema (docs/theory_dynamics.md) to 1e-6.
 
     tau_ema integrates by the trapezoid rule on the save grid (h = 1e-3 on [0, 20]); its error is
     ~ T h^2 beta^2 max|p| / 12 <~ 2e-6 in the worst case and ~1e-7 measured at beta = 1, and the solver
@@ -264,7 +264,7 @@ def test_tau_closed_form(beta, seed):
 
 @given(seeds, sigma2s)
 def test_eta0_closed_form_times(seed, sigma2):
-    """eta = 0, tau = 1: time_between(p0, p(t), c) = t on the saved grid (sec 3.5), for c = 0, c > 0, c < 0.
+    """eta = 0, tau = 1: time_between(p0, p(t), c) = t on the saved grid (docs/theory_dynamics.md), for c = 0, c > 0, c < 0.
 
     Near a fixed point t(p) is ill-conditioned (dt/dp ~ 1/|dp/dt|), so only saves with |dp/dt| >= 1e-2
     are compared; there an error of 1e-9 in p (solver) is <= 1e-7 in t, so |dt| <= 1e-6 (1 + t) is safe."""

@@ -1,5 +1,5 @@
 """Predictor rules (DirectPred, DirectCopy, symmetric projection), the rho-accumulator and the discrete
-simulator that applies them (theory note sections 4.2-4.4 and section 10 item 10)."""
+simulator that applies them (docs/predictors_and_noise.md)."""
 from __future__ import annotations
 
 import dataclasses
@@ -34,14 +34,14 @@ def rel_comm(F, P):
     return np.linalg.norm(F @ P - P @ F) / (np.linalg.norm(F) * np.linalg.norm(P))
 
 
-# ---------------------------------------------------------------- the operators (section 10 item 10)
+# ---------------------------------------------------------------- the operators (docs/predictors_and_noise.md)
 
 
 @given(seed=seeds, eps=epss, rank=st.sampled_from([128, 40]))
 def test_directpred_code_operator(seed, eps, rank):
     F = random_psd(seed, 128, rank)
     P = np.asarray(pr.directpred(jnp.asarray(F), eps, form="code"))
-    # symmetric and commuting with F (float64 eigh: far inside the float32 bounds 1e-6 / 1e-5 of sec 10)
+    # symmetric and commuting with F (float64 eigh: far inside the float32 bounds 1e-6 / 1e-5 of the DirectPred test plan)
     assert np.linalg.norm(P - P.T) <= 1e-12 * np.linalg.norm(P)
     assert rel_comm(F, P) <= 1e-10
     s = np.linalg.eigvalsh(F)
@@ -158,7 +158,7 @@ def _toy(model, predictor, **kw):
 
 @pytest.mark.parametrize("model", ["matrix", "modes"])
 def test_theory_directpred_reaches_gradient_fixed_point(model):
-    """Section 10 item 10: with p_j = sqrt(alpha_p s_j) the discrete toy converges to the gradient predictor's
+    """DirectPred in the toy (docs/predictors_and_noise.md): with p_j = sqrt(alpha_p s_j) the discrete toy converges to the gradient predictor's
     (p+, s+); n = n1 = 4, eta = 0.04, sigma2 = 0.5, alpha = 0.05 (Euler has the ODE's fixed points)."""
     fp = fixed_points(0.04, 1.0, 0.5)
     dp = simulate(_toy(model, "directpred", eps=0.0, form="theory", rho=0.3))

@@ -1,4 +1,4 @@
-"""Finite-batch SGD and its SDE (theory note section 1.6): the exact moment identities behind the diffusion,
+"""Finite-batch SGD and its SDE (docs/predictors_and_noise.md): the exact moment identities behind the diffusion,
 the measured SGD-to-ODE convergence rate, and SDE-vs-SGD agreement of ensemble means and variances."""
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Conservation laws along simulated trajectories (invariants 1 and 2 of section 10) and the diagnostics of
-linsim.theory.invariants (sections 2.1, 2.6, 3.3, 9)."""
+"""Conservation laws along simulated trajectories (the balance law and the per-mode integral of motion, docs/theory_dynamics.md) and the diagnostics of
+linsim.theory.invariants (docs/theory_dynamics.md, invariants)."""
 from __future__ import annotations
 
 
@@ -42,10 +42,10 @@ def balance_cases(draw):
 
 @given(balance_cases())
 def test_balance_law_adaptive(case):
-    """Invariant 1: Wp^T Wp - alpha_p W W^T decays exactly as e^{-2 eta t}, any X, X', beta (sec 2.1).
+    """Invariant 1: Wp^T Wp - alpha_p W W^T decays exactly as e^{-2 eta t}, any X, X', beta (Tian et al. 2021, Theorem 1).
 
     Tsit5 at rtol 1e-10 / atol 1e-12 over t in [0, 5]: the states carry ~1e-10 relative error, so the
-    quadratic quantity C carries ~1e-10 relative to its terms; the bound 1e-8 (sec 10) leaves 100x.
+    quadratic quantity C carries ~1e-10 relative to its terms; the bound 1e-8 (the invariant tests' bound) leaves 100x.
     """
     X, Xp, h, state = case
     ts, ys = integrate(state, matrix_args(X, Xp, h), 5.0, "matrix")
@@ -60,7 +60,7 @@ def test_balance_law_euler_bound(case):
     C_{k+1} = (1 - 2 eta h) C_k + h^2 D_k with D = dWp^T dWp / alpha_p - dW dW^T, hence
     ||C(t) - e^{-2 eta t} C(0)|| <= h t max_k ||D_k|| + |(1 - 2 eta h)^k - e^{-2 eta t}| ||C(0)||.
 
-    The note's "<= 10 h t" is this bound with max ||D|| <= 10 ||C(0)||, which is not universal: over 300
+    The rule of thumb "<= 10 h t" is this bound with max ||D|| <= 10 ||C(0)||, which is not universal: over 300
     random draws of these ranges the constant reached 24.5 (alpha_p ~ 10, ||X|| ~ 2.7, ||W|| ~ 2.4). So we
     assert (a) the one-step identity to 1e-12 (pure round-off of O(1-10^2) terms), and (b) the bound with
     the constant measured along the run; (c) the residual is not identically ~0 (Euler is not exact).
@@ -91,9 +91,9 @@ def test_balance_law_euler_bound(case):
 @given(seeds, st.floats(0.0, 0.1), alphas, betas)
 def test_integral_of_motion_per_mode(seed, eta, alpha_p, beta):
     """Invariant 2: c = p^2/alpha_p - w^2 obeys c(t) = e^{-2 eta t} c(0) for any w_a path (EMA or SimSiam)
-    and any per-mode (x, x') (sec 3.3, with the non-isotropic field of sec 3.2).
+    and any per-mode (x, x') (docs/theory_dynamics.md, invariants; non-isotropic per-mode field).
 
-    |c(t) - e^{-2 eta t} c(0)| <= 1e-8 max(1, |c(0)|) up to t = 100 (sec 10): the solver's ~1e-10 relative
+    |c(t) - e^{-2 eta t} c(0)| <= 1e-8 max(1, |c(0)|) up to t = 100 (the invariant tests' bound): the solver's ~1e-10 relative
     error on O(1) states bounds the error on the quadratic c well below that.
     """
     rng = np.random.default_rng(seed)
@@ -134,7 +134,7 @@ def test_balance_residuals_detect_violation():
 
 @given(seeds)
 def test_asymmetry_commutator_alignment(seed):
-    """asymmetry(sym) = 0, asymmetry(antisym) = 2; [F, g(F)] = 0 and alignment 1 for g increasing (sec 9)."""
+    """asymmetry(sym) = 0, asymmetry(antisym) = 2; [F, g(F)] = 0 and alignment 1 for g increasing (docs/theory_dynamics.md)."""
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((5, 5))
     S, K = A + A.T, A - A.T
@@ -149,7 +149,7 @@ def test_asymmetry_commutator_alignment(seed):
 
 @given(seeds)
 def test_matrix_modes_on_diagonal_states(seed):
-    """Diagonal W, Wp, Wa, X: s = w^2 x (sorted descending), p = Wp_jj, tau = wa/w (sec 2.6 eigenmodes)."""
+    """Diagonal W, Wp, Wa, X: s = w^2 x (sorted descending), p = Wp_jj, tau = wa/w (docs/theory_dynamics.md, eigenspace alignment)."""
     rng = np.random.default_rng(seed)
     w, p, wa = rng.uniform(0.1, 1, 4), rng.uniform(-1, 1, 4), rng.uniform(-1, 1, 4)
     x = rng.uniform(0.5, 2, 4)

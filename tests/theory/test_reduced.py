@@ -1,4 +1,4 @@
-"""Reduced (Wp, F) dynamics (sec 2.5) and the alignment commutator identity (sec 2.6, invariant 5)."""
+"""Reduced (Wp, F) dynamics (docs/theory_dynamics.md, eigenspace alignment) and the alignment commutator identity (docs/theory_dynamics.md, eigenspace alignment)."""
 from __future__ import annotations
 
 import math
@@ -45,7 +45,7 @@ def test_commutator_identity(seed, sigma2, eta, alpha_p, tau):
 @given(seeds, sigma2s, st.floats(0.0, 0.1), alphas, st.floats(-1.0, 2.0), st.sampled_from([(4, 4), (6, 4)]))
 def test_reduced_field_is_matrix_field(seed, sigma2, eta, alpha_p, tau, shape):
     """With X = I, X' = sigma2 I, Wa = tau W and symmetric Wp, the 'symmetric' matrix field gives exactly
-    dWp and dF = dW W^T + W dW^T of the reduced ODE (sec 2.5). Field-level identity: tolerance 1e-12."""
+    dWp and dF = dW W^T + W dW^T of the reduced ODE (docs/theory_dynamics.md, eigenspace alignment). Field-level identity: tolerance 1e-12."""
     n, n1 = shape
     rng = np.random.default_rng(seed)
     Wp, _ = random_pair(rng, n1, 0.5)

@@ -1,4 +1,4 @@
-"""Sympy derivations (linsim.theory.symbolic) against the numeric per-mode model (sections 3.2, 3.4).
+"""Sympy derivations (linsim.theory.symbolic) against the numeric per-mode model (docs/theory_dynamics.md, per-mode reduction and fixed points).
 
 Agreement to 1e-10: the closed forms are evaluated in float64 on both sides (round-off ~1e-15); the
 Jacobian eigenvalues come from the 30-digit roots of the exact characteristic polynomial on the sympy side
@@ -38,7 +38,7 @@ def test_symbolic_closed_forms():
 
 
 def test_symbolic_origin_eigenvalues():
-    """At the origin the (p, w, w_a) Jacobian is diag(-eta_p, -eta, -beta) (sec 3.4)."""
+    """At the origin the (p, w, w_a) Jacobian is diag(-eta_p, -eta, -beta) (docs/theory_dynamics.md)."""
     eig = sym.jacobian_eigenvalues("origin")
     assert set(eig) == {-sym.eta_p, -sym.eta, -sym.beta}
 
@@ -57,7 +57,7 @@ def test_fixed_points_and_eta_c_match_numeric(sigma2, x, frac, ratio, alpha_p):
 @given(st.floats(-1.5, 1.5), st.floats(-1.5, 1.5), st.floats(-1.5, 1.5), st.floats(0.5, 2.0), sigma2s,
        st.floats(0.0, 0.1), st.floats(0.0, 0.1), alphas, log_uniform(0.01, 100.0))
 def test_field_and_jacobian_match_numeric(p, w, wa, x, xp, eta, eta_p, alpha_p, beta):
-    """The symbolic field and Jacobian equal modes_field and its jax.jacfwd Jacobian anywhere (sec 3.2)."""
+    """The symbolic field and Jacobian equal modes_field and its jax.jacfwd Jacobian anywhere (docs/theory_dynamics.md)."""
     h = dict(eta=eta, eta_p=eta_p, beta=beta, alpha_p=alpha_p)
     vals = (p, w, wa, x, xp, eta, eta_p, alpha_p, beta)
     d = modes_field(0.0, {"p": jnp.asarray(p), "w": jnp.asarray(w), "wa": jnp.asarray(wa)}, modes_args(x, xp, h))
@@ -71,7 +71,7 @@ def test_field_and_jacobian_match_numeric(p, w, wa, x, xp, eta, eta_p, alpha_p, 
 
 @given(sigma2s, fracs, alphas, log_uniform(0.01, 100.0), st.sampled_from(["plus", "minus", "origin"]))
 def test_jacobian_eigenvalues_match_numeric(sigma2, frac, alpha_p, beta, which):
-    """Symbolic eigenvalues (exact charpoly, 30-digit roots) equal modes.stability's to 1e-10 (sec 3.4)."""
+    """Symbolic eigenvalues (exact charpoly, 30-digit roots) equal modes.stability's to 1e-10 (docs/theory_dynamics.md)."""
     eta = frac * eta_critical(1.0, sigma2)
     fp = fixed_points(eta, alpha_p, sigma2)
     p, s = {"plus": (fp.p_plus, fp.s_plus), "minus": (fp.p_minus, fp.s_minus), "origin": (0.0, 0.0)}[which]
@@ -85,7 +85,7 @@ def test_jacobian_eigenvalues_match_numeric(sigma2, frac, alpha_p, beta, which):
 
 
 def test_eigenvalues_at_fixed_points_do_not_depend_on_alpha_p():
-    """The note's observation (sec 3.4), made exact: the characteristic polynomial at p+- has no alpha_p."""
+    """Independence of alpha_p, made exact: the characteristic polynomial at p+- has no alpha_p."""
     lam = sp.Symbol("lambda")
     for which in ("plus", "minus"):
         J = sym.jacobian().subs(sym.point(which)).subs(sym.eta_p, sym.eta)
