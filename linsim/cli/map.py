@@ -69,9 +69,9 @@ def map_cmd(
     typer.echo(f"eta     = {tp.eta:.6g}   weight decay of W per unit time (wd / g)")
     typer.echo(f"eta_p   = {tp.eta_p_value:.6g}   weight decay of Wp per unit time (alpha_p wd_p / g)")
     typer.echo(f"alpha_p = {tp.alpha_p:.6g}   predictor learning-rate ratio (lr_p / lr)")
-    typer.echo(f"beta    = {_f(tp.beta, '.6g')}   EMA rate per unit time ((1 - m) / alpha; inf = SimSiam)")
-    typer.echo(f"momentum {tp.momentum:g}: time per step alpha/(1-mu) = {tp.time_per_step:.6g}, "
-               f"EMA rate in that time beta (1-mu) = {_f(tp.beta_ode, '.6g')}")
+    typer.echo(f"beta    = {_f(tp.beta, '.6g')}   EMA rate (1 - m) / alpha, without momentum (inf = SimSiam)")
+    typer.echo(f"momentum {tp.momentum:g}: ODE time per step alpha/(1-mu) = {tp.time_per_step:.6g}; "
+               f"EMA rate per unit ODE time beta (1-mu) = {_f(tp.beta_ode, '.6g')} (linsim's --beta)")
     typer.echo(f"simulate: linsim simulate --eta {tp.eta:.6g} --eta-p {tp.eta_p_value:.6g} --alpha-p {tp.alpha_p:.6g} "
                f"--beta {_f(tp.beta_ode, '.6g')} --solver euler --dt {tp.alpha:.6g}"
                + (f" --momentum {tp.momentum:g}" if tp.momentum else ""))
