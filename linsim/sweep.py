@@ -67,7 +67,7 @@ STATUS = {0: "ok", 1: "diverged", 2: "max_steps"}
 DIVERGENCE_BOUND = 1e6
 _MAX_GRID = 10_000_000
 MAX_MATRIX_N = 64  # matrix-model sweeps vmap full n x n solves per grid point
-SLOTS = 256  # per-mode points integrated side by side within a chunk (see linsim.sweep_solver)
+SLOTS = 128  # per-mode points integrated side by side within a chunk (see linsim.sweep_solver)
 
 # ------------------------------------------------------------------------------------------ grid specs
 
@@ -312,10 +312,11 @@ class SweepSpec:
 
 
 def default_chunk_size(spec: SweepSpec) -> int:
-    """Default points per chunk: 4096 for the per-mode model (nothing is saved along a solve, so memory is
-    small; chunks bound the work lost to a kill), else bounding a chunk's saved states to about 64 MB."""
+    """Default points per chunk: 2048 for the per-mode model (nothing is saved along a solve, so memory is
+    small; chunks bound the work lost to a kill and feed one thread per core), else bounding a chunk's saved
+    states to about 64 MB."""
     if spec.model == "modes":
-        return 4096
+        return 2048
     per_point = spec.n_save * 8 * 3 * spec.n * (spec.n1 or spec.n)
     return int(max(1, min(4096, (64 << 20) // per_point)))
 
@@ -689,6 +690,21 @@ def _check_chunk(path: Path, idx: np.ndarray, model: str) -> bool:
     return True
 
 
+def _threaded(spec: SweepSpec, chunks: list[np.ndarray], todo: list[int], size: int,
+              save: Callable[[int, dict], None]) -> None:
+    """Per-mode chunks on a pool of one thread per core (a chunk solve runs on one core and releases the
+    GIL), each saved as soon as it is done; an exception (e.g. from ``save``) cancels the chunks not started."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    pool = ThreadPoolExecutor(parallel_chunks(spec))
+    try:
+        futs = {pool.submit(compute_chunks, spec, [chunks[i]], size): i for i in todo}
+        for fut in as_completed(futs):
+            save(futs[fut], fut.result()[0])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_sweep(spec: SweepSpec, out_dir: str | Path, chunk_size: int | None = None, progress: bool = True,
               scheduler: Any = None, *, force: bool = False,
               on_chunk: Callable[[int, int], None] | None = None) -> SweepResult:
@@ -772,6 +788,8 @@ def _run_locked(spec: SweepSpec, out: Path, cs: int, resuming: bool, progress: b
             futs = {client.submit(_chunk_task, spec, chunks[i], size, pure=False): i for i in todo}
             for fut in as_completed(list(futs)):
                 save(futs[fut], fut.result())
+        elif spec.model == "modes" and len(jax.local_devices()) == 1 and parallel_chunks(spec) > 1:
+            _threaded(spec, chunks, todo, size, save)
         else:
             at_once = parallel_chunks(spec)
             for g in range(0, len(todo), at_once):
