@@ -47,7 +47,7 @@ def load_spectra(data: str | None) -> tuple[dict[int, np.ndarray], str]:
         return {p: np.asarray(npz[f"percent_{p}"]) for p in PERCENTS}, path.name
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, quiet: bool = False) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help=f"{LI2022_FILE} or the folder holding it [default: the shipped copy]")
     parser.add_argument("--out", default=str(REPO / "figures"), help="output folder (default: <repo>/figures)")
@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     fig.suptitle(f"Li, Efros & Pathak (ECCV 2022), Fig. 3: ResNet-18 SimSiam, ImageNet; spectra from {source}", fontsize=10)
     atomic_savefig(fig, out / "li2022_collapse.png", dpi=130)
 
+    if quiet:
+        return
     for r in rows:
         print(f"{r['data_percent']:>4d}%  AUC {r['cev_auc']:.4f}  RankMe {r['rankme']:7.1f}  "
               f"PR {r['participation_ratio']:6.1f}  k(CEV>=0.9) {r['k_cev_0.9']}")
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def make(out: Path) -> list[Path]:
     """For ``linsim figures``: the released spectra's collapse trend."""
-    main(["--out", str(out)])
+    main(["--out", str(out)], quiet=True)
     return [Path(out) / "li2022_collapse.png", Path(out) / "li2022_collapse.csv"]
 
 
