@@ -158,9 +158,13 @@ def atomic_savez(path: str | os.PathLike, **arrays: Any) -> Path:
 
 def atomic_savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
     """Save a matplotlib figure atomically (format from the suffix)."""
+    import warnings
+
     path = Path(path)
     buf = io.BytesIO()
-    fig.savefig(buf, format=path.suffix.lstrip(".") or "png", **kwargs)
+    with warnings.catch_warnings():  # a layout hint about a crowded figure is not the user's business
+        warnings.filterwarnings("ignore", message="constrained_layout not applied", category=UserWarning)
+        fig.savefig(buf, format=path.suffix.lstrip(".") or "png", **kwargs)
     return atomic_write_bytes(path, buf.getvalue())
 
 

@@ -107,24 +107,53 @@ def check_spectrum(sv: Any) -> np.ndarray:
 # spectra
 
 
+def _row_normalize(r: np.ndarray) -> np.ndarray:
+    """``r_i / (||r_i||_2 + 1e-6)`` without overflow for huge rows (each row is scaled by its max first)."""
+    m = np.max(np.abs(r), axis=1, keepdims=True)
+    safe = np.where(m > 0, m, 1.0)
+    rn = r / safe
+    return rn / (np.linalg.norm(rn, axis=1, keepdims=True) + LI_NORMALIZE_EPS / safe)
+
+
+def _unit_spectrum(r: np.ndarray, center: bool, normalize: bool) -> tuple[np.ndarray, float]:
+    """(singular values of the prepared Z divided by ``scale``, ``scale``): Z is divided by max |Z| *before*
+    centring and the SVD, so finite embeddings of any magnitude (|Z| ~ 1e307 or 1e-300) neither overflow nor
+    underflow. Every metric here is scale-invariant and uses the scaled spectrum."""
+    if normalize:
+        r = _row_normalize(r)
+    scale = float(np.max(np.abs(r)))
+    if scale > 0:
+        r = r / scale
+    else:
+        scale = 1.0
+    if center:
+        r = r - r.mean(axis=0, keepdims=True)
+    return np.linalg.svd(r, compute_uv=False), scale
+
+
+def _tame(s: np.ndarray) -> np.ndarray:
+    """A given spectrum (descending), divided by its largest value if that is extreme (> 1e150 or < 1e-150),
+    so sums of sigma or sigma^2 cannot overflow or underflow; the metrics are scale-invariant."""
+    return s / s[0] if (s[0] > 1e150 or s[0] < 1e-150) else s
+
+
 def singular_values(z: Any, center: bool = True, normalize: bool = False) -> np.ndarray:
     """Singular values of embeddings, descending (Li et al. 2022 §3.2: [row L2-normalise] -> centre -> SVD).
 
     ``normalize=True`` first maps each row to ``r_i / (||r_i||_2 + 1e-6)`` (the authors' ``--normalize``
     flag, off in their README); ``center=True`` then subtracts the row mean. Returns ``min(N, d)`` values.
+    Computed on Z / max|Z| and scaled back (values beyond the float range come back as inf; the metrics
+    below never scale back, so they stay exact for any finite Z).
     """
-    r = check_embeddings(z)
-    if normalize:
-        r = r / (np.linalg.norm(r, axis=1, keepdims=True) + LI_NORMALIZE_EPS)
-    if center:
-        r = r - r.mean(axis=0, keepdims=True)
-    return np.linalg.svd(r, compute_uv=False)
+    sv, scale = _unit_spectrum(check_embeddings(z), center, normalize)
+    with np.errstate(over="ignore"):
+        return sv * scale
 
 
 def _spectrum(z_or_sv: Any, singular_values_in: bool, center: bool = True, normalize: bool = False) -> np.ndarray:
     if singular_values_in:
-        return check_spectrum(z_or_sv)
-    return check_spectrum(singular_values(z_or_sv, center=center, normalize=normalize))
+        return _tame(check_spectrum(z_or_sv))
+    return check_spectrum(_unit_spectrum(check_embeddings(z_or_sv), center, normalize)[0])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -157,9 +186,9 @@ def rankme(z_or_sv: Any, eps: float = RANKME_EPS, singular_values: bool = False)
     if not (np.isfinite(eps) and eps >= 0):
         raise LinsimError(f"eps must be a finite number >= 0, found {eps}")
     if singular_values:
-        s = check_spectrum(z_or_sv)
-    else:
-        s = check_spectrum(np.linalg.svd(check_embeddings(z_or_sv), compute_uv=False))
+        s = _tame(check_spectrum(z_or_sv))
+    else:  # raw Z (not centred), scaled by max |Z| first
+        s = check_spectrum(_unit_spectrum(check_embeddings(z_or_sv), center=False, normalize=False)[0])
     p = s / np.sum(s) + eps
     # 0 log 0 = 0 (only reachable with eps = 0)
     plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
@@ -315,8 +344,8 @@ def summarize(
         s_raw = s
     else:
         z = check_embeddings(z_or_sv)
-        s = check_spectrum(singular_values_fn(z, center=center, normalize=normalize))
-        s_raw = check_spectrum(np.linalg.svd(z, compute_uv=False))
+        s = check_spectrum(_unit_spectrum(z, center, normalize)[0])
+        s_raw = check_spectrum(_unit_spectrum(z, center=False, normalize=False)[0])
     try:
         fit: AlphaReQ | None = (
             alpha_req(z_or_sv, singular_values=True, k_range=alpha_range)

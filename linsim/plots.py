@@ -47,6 +47,8 @@ def _positive_times(traj):
 def plot_flows(ax_p, ax_s, traj) -> None:
     """p_j(t) and s_j(t) per mode on a log time axis, collapsed modes dashed, the fixed point p+ dotted."""
     keep = _positive_times(traj)
+    log_t = bool(np.any(keep))  # a run that stopped before its first positive save has nothing to log-scale
+    keep = keep if log_t else np.ones_like(keep)
     ts = np.asarray(traj.ts)[keep]
     for j, c in shown_modes(traj.s.shape[1]):
         ls = "--" if traj.collapsed[j] else "-"
@@ -60,15 +62,18 @@ def plot_flows(ax_p, ax_s, traj) -> None:
             ax_p.axhline(fp.p_plus, color="k", ls=":", lw=1, label=f"p+ = {fp.p_plus:.4f}")
             ax_s.axhline(fp.s_plus, color="k", ls=":", lw=1, label=f"s+ = {fp.s_plus:.4f}")
     for ax in (ax_p, ax_s):
-        ax.set_xscale("log")
+        ax.set_xscale("log" if log_t else "linear")
     ax_s.set_yscale("log")
-    ax_p.set(xlabel="t (log scale)", ylabel="p_j (eigenvalue of Wp)", title="predictor eigenvalues p_j(t)")
-    ax_s.set(xlabel="t (log scale)", ylabel="s_j (eigenvalue of F, log scale)", title="online eigenvalues s_j(t)")
+    tlabel = "t (log scale)" if log_t else "t"
+    ax_p.set(xlabel=tlabel, ylabel="p_j (eigenvalue of Wp)", title="predictor eigenvalues p_j(t)")
+    ax_s.set(xlabel=tlabel, ylabel="s_j (eigenvalue of F, log scale)", title="online eigenvalues s_j(t)")
     ax_s.set_ylim(bottom=max(1e-12, np.nanmin(np.maximum(traj.s, 1e-12))))
 
 
 def _legend_below(ax, ncol: int = 2) -> None:
-    """A legend under the axes, so that no curve runs through it."""
+    """A legend under the axes, so that no curve runs through it (none if nothing is labelled)."""
+    if not ax.get_legend_handles_labels()[0]:
+        return
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=ncol, frameon=False, fontsize=7)
 
 
@@ -114,7 +119,7 @@ def plot_phase_plane(ax, traj, log_s: bool = False) -> None:
 
 
 def plot_matrix_diagnostics(ax, traj) -> None:
-    """Asymmetry of Wp and the normalised commutator [F, Wp] on a log scale (sec 2.6)."""
+    """Asymmetry of Wp and the normalised commutator [F, Wp] on a log scale (docs/theory_dynamics.md, eigenspace alignment)."""
     for key, label in (("asymmetry", "‖Wp − Wpᵀ‖/‖Wp‖"), ("commutator", "‖[F, Wp]‖/(‖F‖‖Wp‖)")):
         ax.semilogy(traj.ts, np.maximum(traj.extras[key], 1e-17), label=label)
     if traj.balance is not None:
