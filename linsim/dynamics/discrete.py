@@ -106,7 +106,8 @@ def simulate_discrete(cfg: Config, y0: dict | None = None, start: dict | None = 
 
     ``y0``: initial weights (default drawn from ``cfg.init``); ``start``: continue a previous run, a dict
     with the momentum buffers ``buf_W``, ``buf_Wp`` (``buf_w``, ``buf_p`` per mode), the step counter
-    ``step`` and, for a reset rule, ``F_hat`` (``resume_state`` builds it). Times are ODE times: ``t_max``
+    ``step``, optionally the time ``t`` it ended at, and for a reset rule ``F_hat`` (``resume_state``
+    builds it). Times are ODE times: ``t_max``
     and the saved ``ts`` count alpha/(1 - mu) per step (``time_per_step``), and the EMA uses
     gamma_a = 1 - beta alpha/(1 - mu), so a momentum run approximates the ODE of the same ``Hyper``.
     Returns a Trajectory whose ``ts`` continue from the start step, with ``extras`` holding the buffers
@@ -123,6 +124,8 @@ def simulate_discrete(cfg: Config, y0: dict | None = None, start: dict | None = 
     y0 = initial_arrays(cfg, y0)
     kW, kP, _ = KEYS[cfg.model]
     X = cfg.stats.X if cfg.model == "matrix" else cfg.stats.x
+    h = time_per_step(cfg)
+    t0 = 0.0
     if start is None:
         buf0, F0, k0 = zero_buffers(y0, cfg.model), jnp.zeros_like(correlation(y0[kW], jnp.asarray(X), cfg.model)), 0
     else:
@@ -130,20 +133,20 @@ def simulate_discrete(cfg: Config, y0: dict | None = None, start: dict | None = 
         names = buffer_names(cfg.model)
         buf0 = tuple(jnp.asarray(start[nm], jnp.float64) for nm in names)
         k0 = int(start["step"])
+        t0 = float(start.get("t", k0 * h))  # a chain of runs with different steps keeps its own clock
         F0 = start.get("F_hat")
         if F0 is None:
             if rule is not None and k0 > 0:
                 raise LinsimError(f"continuing a {rule} run needs its correlation estimate F_hat in the start state")
             F0 = correlation(y0[kW], jnp.asarray(X), cfg.model) * 0.0
         F0 = jnp.asarray(F0, jnp.float64)
-    h = time_per_step(cfg)
     n_save, every = euler_grid(s.t_max, h, s.n_save)
     ys, bufs, Fs = _run(
         (y0, buf0, F0, jnp.asarray(k0)), make_args(cfg), jnp.asarray(s.dt), jnp.asarray(cfg.noise.momentum),
         jnp.asarray(pr.rho), jnp.asarray(pr.eps), model=cfg.model, variant=variant_of(cfg), rule=rule, form=pr.form,
         norm=pr.norm, freq=int(pr.freq), n_save=n_save, save_every=every,
     )
-    ts = (k0 + np.arange(n_save) * every) * h
+    ts = t0 + np.arange(n_save) * every * h
     traj = Trajectory.from_states(cfg, ts, {k: np.asarray(v) for k, v in ys.items()}, steps=(n_save - 1) * every)
     keep = len(traj.ts)
     for name, b in zip(buffer_names(cfg.model), bufs):
@@ -164,6 +167,7 @@ def resume_state(traj) -> tuple[dict, dict]:
     k_end = int(traj.extras.get("step0", 0)) + int(round((traj.ts[-1] - traj.ts[0]) / time_per_step(traj.config)))
     start = {nm: np.asarray(traj.extras[nm][-1]) for nm in names}
     start["step"] = k_end
+    start["t"] = float(traj.ts[-1])
     if "F_hat" in traj.extras:
         start["F_hat"] = np.asarray(traj.extras["F_hat"][-1])
     return y0, start

@@ -233,8 +233,8 @@ def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None)
     """Finite-batch SGD ensemble (``cfg.noise.seeds`` seeds, shared initial state), step alpha = ``cfg.solver.dt``,
     saved every ``save_every`` steps as in the Euler solver. Seeds come from ``cfg.init.seed``.
 
-    ``start``: continue an ensemble (``Ensemble.resume_state()``): per-seed weights, momentum buffers, F_hat and
-    the step counter; the minibatches continue the same random stream, so a run of 2T steps equals a run of T
+    ``start``: continue an ensemble (``Ensemble.resume_state()``): per-seed weights, momentum buffers, F_hat,
+    the step counter and the end time ``t`` (saved times continue from it); the minibatches continue the same random stream, so a run of 2T steps equals a run of T
     steps continued for T (a learning-rate schedule is a chain of runs with different ``Solver.dt``)."""
     from linsim.solve import euler_grid, make_args, variant_of
 
@@ -255,12 +255,14 @@ def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None)
         n_save=n_save, save_every=every,
     )
     k0 = np.asarray(carry0[3])
-    ens = Ensemble.from_states(cfg, (int(k0[0]) + np.arange(n_save) * every) * h, ys, kind="sgd")
+    t0 = float(np.asarray(start["t"]).reshape(-1)[0]) if start is not None and "t" in start else float(k0[0]) * h
+    ens = Ensemble.from_states(cfg, t0 + np.arange(n_save) * every * h, ys, kind="sgd")
 
     for name, b in zip(buffer_names(cfg.model), bufs):  # final momentum buffers and F_hat, per seed
         ens.extras[f"final_{name}"] = np.asarray(b)[:, -1]
     ens.extras["final_F_hat"] = np.asarray(Fs)[:, -1]
     ens.extras["final_step"] = k0 + (n_save - 1) * every
+    ens.extras["final_t"] = float(ens.ts[-1])
     return ens
 
 

@@ -102,6 +102,8 @@ def test_learning_rate_schedule_is_a_chain_of_runs():
                               x1, x2, tc, 3, bW, bP)[-1]
         bW, bP = ref[3], ref[4]
     assert start["step"] == 6
+    # the clock continues across segments of different step sizes: 3 x (2/3 * 0.05 / 0.1) + 3 x (2/3 * 0.02 / 0.1)
+    assert tr.ts[0] == pytest.approx(1.0) and tr.ts[-1] == pytest.approx(1.4) and start["t"] == pytest.approx(1.4)
     for k, want in zip(("W", "Wp", "Wa"), ref[:3]):
         np.testing.assert_allclose(y[k], want, rtol=1e-11, atol=1e-12)
 
