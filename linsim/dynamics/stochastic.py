@@ -234,8 +234,9 @@ def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None)
     saved every ``save_every`` steps as in the Euler solver. Seeds come from ``cfg.init.seed``.
 
     ``start``: continue an ensemble (``Ensemble.resume_state()``): per-seed weights, momentum buffers, F_hat,
-    the step counter and the end time ``t`` (saved times continue from it); the minibatches continue the same random stream, so a run of 2T steps equals a run of T
-    steps continued for T (a learning-rate schedule is a chain of runs with different ``Solver.dt``)."""
+    the step counter and the end time ``t`` (saved times continue from it); the minibatches continue the same
+    random stream, so a run of 2T steps equals a run of T steps continued for T (a learning-rate schedule is a
+    chain of runs with different ``Solver.dt``)."""
     from linsim.solve import euler_grid, make_args, variant_of
 
     s, nz, pr = cfg.solver, cfg.noise, cfg.predictor
