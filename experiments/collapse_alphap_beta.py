@@ -31,7 +31,7 @@ def make(out: Path) -> list[Path]:
     a_fine = np.logspace(-1, 1, 41)
     analytic = np.array([analytic_fraction(ETA, a, SIGMA2) for a in a_fine])
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, 2, figsize=(12.5, 4.8), layout="constrained")
+        fig, axes = plt.subplots(1, 2, figsize=(12.6, 4.8), layout="constrained")
         ax = axes[0]
         mesh = ax.pcolormesh(ALPHAS, BETAS, r["frac_collapsed"].T, cmap="RdYlGn_r", vmin=0, vmax=0.5, shading="nearest")
         ia, ib = np.nonzero(r["frac_undecided"] > 0)
