@@ -77,7 +77,7 @@ def spectral(
     k: int = typer.Option(5, "--k", help="neighbours for --graph knn"),
     dim: int = typer.Option(3, "--dim", help="embedding dimension K"),
     alpha: float = typer.Option(1.0, "--alpha", help="VICReg variance weight (G-form)"),
-    beta: float = typer.Option(100.0, "--beta", help="VICReg covariance weight (G-form)"),
+    beta: float = typer.Option(100.0, "--beta", help="VICReg covariance weight (G-form); the closed form is its beta -> infinity limit"),
     gamma: float = typer.Option(1.0, "--gamma", help="VICReg invariance weight (G-form)"),
     lambd: float = typer.Option(0.0051, "--lambd", help="BarlowTwins off-diagonal weight"),
     tau: float = typer.Option(0.5, "--tau", help="SimCLR temperature"),
