@@ -86,8 +86,8 @@ def figures(
 ) -> None:
     """Regenerate the figures in figures/ (one recipe each in experiments/); see docs/benchmarks.md for timings.
 
-    Every recipe runs even if another fails; each prints its wall time, and the run ends with the total and
-    the names of any failed recipes. Exit status: 0 all written, 1 some recipe failed, 2 bad arguments.
+    Every recipe runs even if another fails; each prints its wall-clock and CPU time, and the run ends with the
+    totals and the names of any failed recipes. Exit status: 0 all written, 1 some recipe failed, 2 bad arguments.
     """
     folder = find_experiments(experiments)
     found = recipes(folder)
@@ -101,9 +101,9 @@ def figures(
         raise LinsimError(f"unknown figure recipe(s) {', '.join(unknown)}; available: {', '.join(found)}")
     check_writable(out)
     failed: dict[str, str] = {}
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()
     for i, name in enumerate(names, 1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         typer.echo(f"[{i}/{len(names)}] {name} ...", nl=False)
         try:
             written = run_recipe(found[name], out)
@@ -115,10 +115,12 @@ def figures(
             typer.echo(f" FAILED after {time.perf_counter() - t0:.1f}s")
             typer.echo(f"error: figure recipe {name} failed: {failed[name]}", err=True)
             continue
-        typer.echo(f" {time.perf_counter() - t0:.1f}s -> {', '.join(str(p) for p in written)}")
-    total = time.perf_counter() - t_start
+        typer.echo(f" {time.perf_counter() - t0:.1f}s wall, {time.process_time() - c0:.1f}s CPU -> "
+                   f"{', '.join(str(p) for p in written)}")
+    total, cpu = time.perf_counter() - t_start, time.process_time() - c_start
     ok = len(names) - len(failed)
-    typer.echo(f"{ok} of {len(names)} recipes written to {out} in {total:.1f}s (wall clock, this process)")
+    typer.echo(f"{ok} of {len(names)} recipes written to {out} in {total:.1f}s wall clock, {cpu:.1f}s CPU "
+               f"(all threads of this process; wall > CPU means the machine was busy)")
     if failed:
         typer.echo(f"error: {len(failed)} recipe(s) failed: {', '.join(failed)}", err=True)
         raise typer.Exit(EXIT_RECIPE_FAILED)

@@ -64,7 +64,8 @@ def test_all_good_exits_0_with_per_recipe_and_total_time(tmp_path):
         )
     res = runner.invoke(app, ["figures", "--experiments", str(exps), "--out", str(tmp_path / "f")])
     assert res.exit_code == 0, res.output
-    assert res.output.count("s -> ") == 2 and "2 of 2 recipes written" in res.output
+    assert res.output.count("s CPU -> ") == 2 and "2 of 2 recipes written" in res.output
+    assert "s wall clock" in res.output
 
 
 def test_unwritable_out_exits_2_before_running(tmp_path):
