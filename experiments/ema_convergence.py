@@ -1,7 +1,8 @@
 """EMA (beta) leaves the fixed point unchanged but slows convergence; tau(t) < 1 while p grows.
 
 Per-mode model, sigma2 = 0.5, eta = 0.01, alpha_p = 1, (p0, s0) = (0.1, 0.1), beta in {inf, 1, 0.1, 0.01}
-(time to come within 1% of p+: 8.98, 13.72, 62.89, 687.8). Theory: docs/theory_dynamics.md (EMA).
+(time to come within 1% of p+: about 9.0, 13.7, 62.9, 688 at this figure's save resolution). Theory:
+docs/theory_dynamics.md (EMA).
 """
 from __future__ import annotations
 
