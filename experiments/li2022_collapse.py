@@ -1,4 +1,4 @@
-"""Li, Efros & Pathak (ECCV 2022), Figure 3, from the authors' released spectra: collapse grows with data size.
+"""Li, Efros & Pathak (ECCV 2022), Figure 3, from the released spectra: collapse grows with data size up to 20%.
 
 Alexander C. Li, Alexei A. Efros, Deepak Pathak, "Understanding Collapse in Non-Contrastive Siamese Representation
 Learning", ECCV 2022. The spectra ship with linsim (``linsim.data.li2022_spectra()``, MIT licence, see
