@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from linsim.dynamics.variant import Variant
 from linsim.solve import solve_adaptive
 
-SHAPES = [(4, 3), (6, 6)]  # (n, n1): a rank-deficient (n1 < n) and a square online network
+SHAPES = [(4, 3), (6, 6), (3, 1)]  # (n, n1): rank-deficient (n1 < n), square, and a single output unit
 N_SAVE = 51  # one save-grid length for every adaptive solve, so each (model, shape, variant) compiles once
 
 # Tolerances of the adaptive solver used by the invariant tests. Tsit5 with a PID controller keeps the
@@ -101,3 +101,20 @@ def integrate(y0: dict, args: dict, t_max: float, model: str, variant: Variant =
     ys, diverged, ok = out[0], out[-3], out[-2]  # (ys, ..., diverged, ok, num_steps)
     assert bool(ok) and not bool(diverged), "the reference solve must succeed"
     return np.asarray(ts), {k: np.asarray(v) for k, v in ys.items()}
+
+
+@st.composite
+def diag_stats(draw, m: int):
+    """Non-isotropic per-mode statistics: data variances x_j in [0.2, 3] and augmentation variances x'_j in
+    [0, 1.5], drawn independently per mode (x = 1, x' = sigma2 is only the isotropic special case)."""
+    x = draw(st.lists(st.floats(0.2, 3.0), min_size=m, max_size=m))
+    xp = draw(st.lists(st.floats(0.0, 1.5), min_size=m, max_size=m))
+    return np.asarray(x), np.asarray(xp)
+
+
+@st.composite
+def distinct_eta_p(draw):
+    """(eta, eta_p) with eta_p != eta, so a test cannot pass by confusing the two weight decays."""
+    eta = draw(st.floats(0.0, 0.2))
+    eta_p = draw(st.floats(0.0, 0.2).filter(lambda v: abs(v - eta) > 0.02))
+    return eta, eta_p
