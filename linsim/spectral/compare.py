@@ -13,11 +13,14 @@ import numpy as np
 
 from linsim.spectral.optimize import OptResult
 
-__all__ = ["SpectralSolution", "solve", "closed_form_vs_gd", "probe_accuracy", "CERTIFY_RTOL"]
+__all__ = ["SpectralSolution", "solve", "closed_form_vs_gd", "probe_accuracy", "CERTIFY_RTOL", "CERTIFY_ATOL"]
 
 #: gradient descent may land below the reported optimum by this much (relative) before the optimum counts as
 #: beaten: L-BFGS stops at gradient norm ~1e-10, and the losses are O(1) sums of O(N²) float64 terms.
 CERTIFY_RTOL = 1e-8
+#: absolute floor of that tolerance, for optima at (or near) 0 such as BarlowTwins' C = I: the loss is a sum of
+#: O(1) terms whose float64 rounding (~1e-15) can even make a computed non-negative loss slightly negative.
+CERTIFY_ATOL = 1e-12
 
 
 def probe_accuracy(Z, y) -> float:
@@ -229,7 +232,7 @@ def solve(method, X, y, G, K, alpha, beta, gamma, lambd, tau, gd_starts, seed, n
     if optimum is None:
         optimum, opt_point, kind, spread, certified = gd.value, gd.x, "numerical", _spread_of(gd.values), False
         detail = "best gradient-descent restart (nothing certified)"
-    elif gd.value < optimum - CERTIFY_RTOL * max(abs(optimum), 1e-12):
+    elif gd.value < optimum - max(CERTIFY_RTOL * abs(optimum), CERTIFY_ATOL):
         detail = f"gradient descent beat the {kind} optimum {optimum:.10g}: the reported value is not certified"
         optimum, opt_point, kind, certified = gd.value, gd.x, "gradient descent", False
     elif gd.value < optimum:  # the same optimum up to rounding: report the lower value (a gap is never < 0)
