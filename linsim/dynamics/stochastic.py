@@ -440,6 +440,11 @@ class Ensemble:
         }
 
     def arrays(self) -> dict[str, np.ndarray]:
+        """Series for ``ensemble.npz``; an SGD ensemble adds its end state as ``resume_<key>`` arrays, so
+        ``{k[7:]: v for k, v in np.load(f).items() if k.startswith("resume_")}`` is a ``start`` for ``simulate_sgd``."""
         sm, ss = self.mean_std("s")
         pm, ps = self.mean_std("p")
-        return {"ts": self.ts, "s": self.s, "p": self.p, "s_mean": sm, "s_std": ss, "p_mean": pm, "p_std": ps}
+        out = {"ts": self.ts, "s": self.s, "p": self.p, "s_mean": sm, "s_std": ss, "p_mean": pm, "p_std": ps}
+        if "final_step" in self.extras:
+            out.update({f"resume_{k}": np.asarray(v) for k, v in self.resume_state().items()})
+        return out

@@ -120,6 +120,10 @@ def test_sgd_ensemble_continues_exactly_and_uses_ode_time():
     for k in whole.states:
         np.testing.assert_array_equal(rest.states[k][:, -1], whole.states[k][:, -1])
     assert not np.allclose(rest.states["W"][0, -1], rest.states["W"][1, -1])  # the seeds stay distinct
+    arrs = e1.arrays()  # what `linsim simulate --noise sgd` writes to ensemble.npz
+    start = {k[len("resume_"):]: v for k, v in arrs.items() if k.startswith("resume_")}
+    assert set(start) == set(e1.resume_state())
+    np.testing.assert_array_equal(simulate_sgd(cfg, start=start).states["W"][:, -1], whole.states["W"][:, -1])
 
 
 def test_bad_momentum_inputs():
