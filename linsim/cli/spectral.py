@@ -85,6 +85,9 @@ def spectral(
     n_per_class: int = typer.Option(40, "--n-per-class", help="built-in data: points per class"),
     input_dim: int = typer.Option(10, "--input-dim", help="built-in data: input dimension D"),
     gd_starts: int = typer.Option(3, "--gd-starts", help="random starts for the gradient-descent comparison"),
+    certify_starts: int = typer.Option(
+        6, "--certify-starts",
+        help="random starts (besides structured ones) of the certified optimiser used outside a closed form's domain"),
     seed: int = typer.Option(0, "--seed"),
     json_out: bool = typer.Option(False, "--json", help="print a JSON object instead of text"),
     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default runs/spectral-<time>)"),
@@ -103,6 +106,7 @@ def spectral(
     if graph not in GRAPHS:
         raise LinsimError(f"unknown graph {graph!r}; choose one of {', '.join(GRAPHS)}")
     for name, v, lo in (("--seed", seed, 0), ("--dim", dim, 1), ("--k", k, 1), ("--gd-starts", gd_starts, 1),
+                        ("--certify-starts", certify_starts, 1),
                         ("--classes", classes, 2),
                         ("--n-per-class", n_per_class, 2), ("--input-dim", input_dim, 2)):
         if v < lo:
@@ -161,9 +165,10 @@ def spectral(
         "labels": None if labels is None else str(Path(labels).resolve()),
         "nuisance": None if nuisance is None else str(Path(nuisance).resolve()),
         "k": k, "dim": dim, "alpha": alpha, "beta": beta, "gamma": gamma, "lambd": lambd, "tau": tau,
-        "classes": classes, "n_per_class": n_per_class, "input_dim": input_dim, "gd_starts": gd_starts, "seed": seed,
+        "classes": classes, "n_per_class": n_per_class, "input_dim": input_dim, "gd_starts": gd_starts,
+        "certify_starts": certify_starts, "seed": seed,
     }
-    sol = solve(method, X, y, G, dim, alpha, beta, gamma, lambd, tau, gd_starts, seed)
+    sol = solve(method, X, y, G, dim, alpha, beta, gamma, lambd, tau, gd_starts, seed, n_starts=certify_starts)
     Z, gd, closed = sol.Z, sol.gd, sol.closed_form_loss
     summary = {
         "method": method, "graph": graph, "N": N, "D": D, "K": dim, **sol.summary(),
