@@ -26,6 +26,7 @@ from linsim.mapping import (
     to_training,
 )
 
+from linsim.initial import psd_sqrt
 from torch_reference import exact_views, psd, torch_style_run
 
 N, N1, STEPS = 4, 3, 3  # one fixed shape: the discrete simulator compiles once
@@ -223,3 +224,34 @@ def test_cli_map_bad_input():
     assert r.exit_code == 2 and "out_dim" in r.output
     r = runner.invoke(app, ["map", "--lr", "-1"])
     assert r.exit_code == 2 and "lr" in r.output
+
+
+@pytest.mark.parametrize("loss", [LossConvention(output="mean", out_dim=N1, symmetrised="sum"),
+                                  LossConvention(batch="sum", batch_size=16, half=True)])
+def test_torch_minibatch_steps_equal_linsim_sgd_steps(loss):
+    """The same check for linsim's finite-batch SGD ensemble (un-normalised loss): regenerate its minibatches
+    (same keys), run the hand-written torch loop on them, compare after 3 steps. Per batch (not only in
+    expectation) the torch loss is g times linsim's, so the agreement is to rounding (rtol 1e-11)."""
+    import jax
+
+    from linsim.dynamics import stochastic as sto
+
+    rng = np.random.default_rng(5)
+    X, Xp = psd(rng, N, 0.2), psd(rng, N, 0.05)
+    W, Wp, Wa = rng.standard_normal((N1, N)) / 2, rng.standard_normal((N1, N1)) / 2, rng.standard_normal((N1, N)) / 2
+    tc = TrainingConventions(lr=0.02 / loss.gradient_scale(), momentum=0.9, ema=0.99, weight_decay=0.01,
+                             pred_lr=0.05 / loss.gradient_scale(), pred_weight_decay=0.02, loss=loss)
+    tp = to_theory(tc)
+    cfg = ls.Config(model="matrix", n1=N1, hyper=ls.Hyper(eta=tp.eta, eta_p=tp.eta_p, beta=tp.beta_ode, alpha_p=tp.alpha_p),
+                    stats=ls.Stats.matrices(X, Xp), init=ls.Init(seed=7),
+                    solver=ls.Solver(t_max=STEPS * tp.time_per_step, n_save=STEPS + 1, method="euler", dt=tp.alpha),
+                    noise=Noise(kind="sgd", batch=16, seeds=1, momentum=tp.momentum, symmetric=loss.symmetrised != "no"))
+    ens = sto.simulate_sgd(cfg, y0={"W": W, "Wp": Wp, "Wa": Wa})
+    key = sto._keys(cfg, 1)[0]
+    Xh, Xph = psd_sqrt(X), psd_sqrt(Xp)
+    state, bW, bP = (W, Wp, Wa), None, None
+    for k in range(STEPS):
+        x1, x2 = (np.asarray(v) for v in sto._sample_views(jax.random.fold_in(key, k), 16, Xh, Xph, "matrix"))
+        *state, bW, bP = torch_style_run(*state, x1, x2, tc, 1, bW, bP)[-1]
+        for name, want in zip(("W", "Wp", "Wa"), state):
+            np.testing.assert_allclose(ens.states[name][0, k + 1], want, rtol=1e-11, atol=1e-12, err_msg=f"{name} step {k}")
