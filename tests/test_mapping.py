@@ -16,6 +16,7 @@ from linsim.cli import app
 from linsim.config import Noise
 from linsim.dynamics.discrete import simulate_discrete
 from linsim.errors import LinsimError
+from linsim.initial import psd_sqrt
 from linsim.mapping import (
     LossConvention,
     TheoryParams,
@@ -26,7 +27,6 @@ from linsim.mapping import (
     to_training,
 )
 
-from linsim.initial import psd_sqrt
 from torch_reference import exact_views, psd, torch_style_run
 
 N, N1, STEPS = 4, 3, 3  # one fixed shape: the discrete simulator compiles once
