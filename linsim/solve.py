@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from linsim.config import Config
-from linsim.dynamics.matrix import matrix_field
+from linsim.dynamics.matrix import field_args, matrix_field
 from linsim.dynamics.modes import modes_field
 from linsim.dynamics.variant import Variant
 from linsim.errors import LinsimError
@@ -130,6 +130,8 @@ def simulate(cfg: Config, ts: Any = None, y0: dict | None = None) -> Trajectory:
         return simulate_discrete(cfg, y0=y0)
     s = cfg.solver
     args = make_args(cfg)
+    if cfg.model == "matrix":  # diagonal statistics as vectors, else X + X' precomputed (fewer products)
+        args = field_args(args)
     variant = variant_of(cfg)
     if s.method == "euler":
         n_save, every = euler_grid(s.t_max, s.dt, s.n_save)

@@ -13,20 +13,29 @@ from linsim.dynamics.variant import Variant, ema_parts
 
 
 def matrix_field(t, state, args, variant: Variant = Variant()):
-    """dW_p = a_p G W^T - eta_p W_p, dW = W_p^T G - eta W, dW_a = beta (W - W_a), G = -W_p W (X+X') + W_a X (TCG21 Lemma 1)."""
+    """dW_p = a_p G W^T - eta_p W_p, dW = W_p^T G - eta W, dW_a = beta (W - W_a), G = -W_p W (X+X') + W_a X (TCG21 Lemma 1).
+
+    Statistics: ``X, Xp`` (matrices; ``XX`` = X + X' may be given precomputed: 5 matrix products per call
+    instead of 6) or ``x, xp`` (the diagonals of diagonal statistics: W X is a column scaling, 3 products).
+    """
     W, Wp, Wa = state["W"], state["Wp"], state["Wa"]
-    X, Xp = args["X"], args["Xp"]
     simsiam, beta = ema_parts(args["beta"])
     # SimSiam (beta = inf) and the no-stop-gradient variant (TCG21 Theorem 2) both use the online net as target
     Wa = W if not variant.stop_grad else jnp.where(simsiam, W, Wa)
-    WX = W @ X
-    WXX = WX + W @ Xp  # W (X + X')
+    if "x" in args:  # diagonal statistics: A @ diag(v) = A * v (column scaling)
+        x = args["x"]
+        times_x = lambda A: A * x  # noqa: E731
+        WXX = W * (x + args["xp"])  # W (X + X')
+    else:
+        X = args["X"]
+        times_x = lambda A: A @ X  # noqa: E731
+        WXX = W @ (args["XX"] if "XX" in args else X + args["Xp"])
     if variant.predictor == "identity":  # predictor removed (docs/theory_dynamics.md, ablations): Wp = I
-        G = -WXX + Wa @ X
+        G = -WXX + times_x(Wa)
         dW = G - args["eta"] * W
         dWp = jnp.zeros_like(Wp)
     else:
-        G = -Wp @ WXX + Wa @ X
+        G = -Wp @ WXX + times_x(Wa)
         dW = Wp.T @ G - args["eta"] * W
         gWp = G @ W.T
         if variant.predictor == "symmetric":  # symmetrised predictor gradient (docs/predictors_and_noise.md)
@@ -34,9 +43,24 @@ def matrix_field(t, state, args, variant: Variant = Variant()):
         dWp = args["alpha_p"] * gWp - args["eta_p"] * Wp
     if not variant.stop_grad:  # gradient also through the target branch with Wa = W (TCG21 Theorem 2)
         P = jnp.eye(W.shape[0], dtype=W.dtype) if variant.predictor == "identity" else Wp
-        dW = dW + P @ WX - WXX
+        dW = dW + P @ times_x(W) - WXX
     dWa = dW if not variant.stop_grad else jnp.where(simsiam, dW, beta * (W - Wa))
     return {"W": dW, "Wp": dWp, "Wa": dWa}
+
+
+def field_args(args):
+    """The matrix field's statistics in their cheapest form: ``x, xp`` when X and X' are diagonal (checked
+    on the concrete arrays), else ``X, Xp`` plus the precomputed ``XX`` = X + X'. Other keys are kept."""
+    import numpy as np
+
+    X, Xp = np.asarray(args["X"]), np.asarray(args["Xp"])
+    out = {k: v for k, v in args.items() if k not in ("X", "Xp")}
+    off = lambda A: np.any(A - np.diag(np.diag(A)) != 0)  # noqa: E731
+    if X.ndim == 2 and not (off(X) or off(Xp)):
+        out.update(x=jnp.asarray(np.diag(X)), xp=jnp.asarray(np.diag(Xp)))
+    else:
+        out.update(X=jnp.asarray(X), Xp=jnp.asarray(Xp), XX=jnp.asarray(X + Xp))
+    return out
 
 
 def expected_loss(state, args, variant: Variant = Variant()):

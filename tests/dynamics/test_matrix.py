@@ -165,3 +165,21 @@ def test_no_predictor_collapses(case):
     norms = np.linalg.norm(ys["W"], axis=(1, 2))
     assert norms[-1] <= 1e-3 * norms[0]
     np.testing.assert_array_equal(ys["Wp"][-1], np.eye(state["Wp"].shape[0]))
+
+
+@given(cases(), st.sampled_from([Variant(), Variant("symmetric"), Variant("identity"), Variant(stop_grad=False)]))
+def test_lean_statistics_give_the_same_field(case, variant):
+    # The field's cheap forms (X + X' precomputed; diagonal X, X' as vectors: column scalings instead of
+    # products) compute the same sums in another order: FIELD_TOL (module docstring) bounds the difference.
+    from linsim.dynamics.matrix import field_args
+
+    X, Xp, h, state = case
+    full = matrix_args(X, Xp, h)
+    lean = field_args(full)
+    assert ("XX" in lean) != ("x" in lean)
+    diag = field_args(matrix_args(np.diag(np.diag(X)), np.diag(np.diag(Xp)), h))
+    assert "x" in diag and "X" not in diag
+    for a, b in ((full, lean), (matrix_args(np.diag(np.diag(X)), np.diag(np.diag(Xp)), h), diag)):
+        fa, fb = matrix_field(0.0, state, a, variant), matrix_field(0.0, state, b, variant)
+        for k in fa:
+            np.testing.assert_allclose(fb[k], fa[k], rtol=0, atol=FIELD_TOL)
