@@ -116,14 +116,21 @@ class Trajectory:
             W, Wp, Wa = states["W"], states["Wp"], states["Wa"]
             if h.simsiam:
                 Wa = W
-            s, p, tau, wp_eig, F, align = inv.matrix_modes(W, Wp, Wa, cfg.stats.X)
-            lam = np.linalg.eigvals(np.nan_to_num(np.asarray(Wp, dtype=float)))
-            lam = np.take_along_axis(lam, np.argsort(-lam.real, axis=-1, kind="stable"), axis=-1)
+            X = cfg.stats.x if cfg.stats.is_diagonal else cfg.stats.X  # diagonal X: column scalings
+            s, p, tau, wp_eig, F, align = inv.matrix_modes(W, Wp, Wa, X)
+            asym = inv.asymmetry(Wp)
+            # Wp's own (complex) eigenvalues: where Wp is exactly symmetric they are sym(Wp)'s, already
+            # computed; the general (non-symmetric) eigensolver runs only on the other saved states
+            lam = wp_eig.astype(complex)
+            gen = ~(asym == 0)
+            if np.any(gen):
+                lg = np.linalg.eigvals(np.nan_to_num(np.asarray(Wp[gen], dtype=float)))
+                lam[gen] = np.take_along_axis(lg, np.argsort(-lg.real, axis=-1, kind="stable"), axis=-1)
             extras = {
                 "wp_eig": wp_eig,
                 "wp_eig_real": lam.real,
                 "wp_eig_imag": lam.imag,
-                "asymmetry": inv.asymmetry(Wp),
+                "asymmetry": asym,
                 "commutator": inv.commutator_norm(F, Wp),
                 "alignment": align,
             }

@@ -78,15 +78,17 @@ def _eigh_desc(A):
 
 
 def matrix_modes(W, Wp, Wa, X):
-    """Per-mode view of matrix states: s_j = eig(F = W X W^T) (descending), p_j = u_j^T Wp u_j,
-    tau_j = u_j^T (Wa X W^T) u_j / s_j (NaN where s_j = 0), eig(sym Wp) (descending), F and the eigenvector
-    alignment |u_{Wp,j}^T u_{F,j}| (both bases sorted by eigenvalue, sym(Wp); docs/theory_dynamics.md)."""
-    WX = W @ X
-    F = WX @ np.swapaxes(W, -1, -2)
+    """Per-mode view of matrix states (X: n x n, or its diagonal as a vector): s_j = eig(F = W X W^T)
+    (descending), p_j = u_j^T Wp u_j, tau_j = u_j^T (Wa X W^T) u_j / s_j (NaN where s_j = 0), eig(sym Wp)
+    (descending), F and the eigenvector alignment |u_{Wp,j}^T u_{F,j}| (both bases sorted by eigenvalue, sym(Wp); docs/theory_dynamics.md)."""
+    X = np.asarray(X)
+    WX = W * X if X.ndim == 1 else W @ X  # a 1-D X is the diagonal of diagonal statistics
+    WT = np.swapaxes(W, -1, -2)
+    F = WX @ WT
     F = (F + np.swapaxes(F, -1, -2)) / 2
     s, U = _eigh_desc(F)
     p = _diag_in_basis(U, Wp)
-    fa = _diag_in_basis(U, Wa @ X @ np.swapaxes(W, -1, -2))
+    fa = _diag_in_basis(U, (Wa * X if X.ndim == 1 else Wa @ X) @ WT)
     with np.errstate(divide="ignore", invalid="ignore"):
         tau = np.where(s > 0, fa / np.where(s > 0, s, 1.0), np.nan)
     wp_eig, UP = _eigh_desc(Wp)
