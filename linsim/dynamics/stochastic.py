@@ -237,7 +237,10 @@ def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None)
     the step counter and the end time ``t`` (saved times continue from it); the minibatches continue the same
     random stream, so a run of 2T steps equals a run of T steps continued for T (a learning-rate schedule is a
     chain of runs with different ``Solver.dt``)."""
+    from linsim.limits import check_simulation
     from linsim.solve import euler_grid, make_args, variant_of
+
+    check_simulation(cfg)  # before any n x n work (square roots of the statistics)
 
     s, nz, pr = cfg.solver, cfg.noise, cfg.predictor
     rule = cfg.hyper.predictor if cfg.hyper.predictor in RULES else None
@@ -319,7 +322,10 @@ def simulate_sde(cfg: Config, y0: dict | None = None, brownian: str = "virtual")
     """Itô Euler-Maruyama ensemble of the SDE (module docstring) with step ``cfg.noise.sde_dt`` (default alpha),
     diffusion scale sqrt(alpha / B) with alpha = ``cfg.solver.dt``; saves at the Euler solver's save times.
     ``brownian``: 'virtual' (VirtualBrownianTree, any step) or 'unsafe' (UnsafeBrownianPath, faster)."""
+    from linsim.limits import check_simulation
     from linsim.solve import euler_grid, make_args, variant_of
+
+    check_simulation(cfg)  # before any n x n work (square roots of the statistics)
 
     s, nz = cfg.solver, cfg.noise
     if brownian not in ("virtual", "unsafe"):
