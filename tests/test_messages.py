@@ -31,6 +31,8 @@ def test_accepted_inputs_print_no_warning(tmp_path, args, code):
         res = invoke("simulate", *args, "--out", tmp_path / "r")
     assert res.exit_code == code, res.output
     assert "Warning" not in res.output and "Traceback" not in res.output
+    if code == 4:
+        assert "incomplete: the solver stopped at max_steps" in res.output
 
 
 @pytest.mark.parametrize("value", ["inf", "nan", "-1"])
