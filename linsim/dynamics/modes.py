@@ -9,6 +9,7 @@ Reference: Tian, Chen & Ganguli, "Understanding Self-supervised Learning Dynamic
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -104,12 +105,21 @@ def _single_field(y, args, variant):
     return jnp.stack(out)
 
 
-def jacobian(p, s, args, variant: Variant = Variant()):
-    """Jacobian of the (p, w, w_a) field at (p, w = sqrt(s), w_a = w), by jax.jacfwd; 2x2 for SimSiam."""
-    w = jnp.sqrt(jnp.asarray(s, dtype=jnp.float64))
-    simsiam = bool(np.isinf(np.asarray(args["beta"])))
-    y = jnp.stack([jnp.asarray(p, jnp.float64), w] + ([] if simsiam else [w]))
+@functools.partial(jax.jit, static_argnames=("variant", "simsiam"))
+def _jacobian_at(p, s, args, variant: Variant, simsiam: bool):
+    w = jnp.sqrt(s)
+    y = jnp.stack([p, w] + ([] if simsiam else [w]))
     return jax.jacfwd(_single_field)(y, args, variant)
+
+
+def jacobian(p, s, args, variant: Variant = Variant()):
+    """Jacobian of the (p, w, w_a) field at (p, w = sqrt(s), w_a = w), by jax.jacfwd; 2x2 for SimSiam.
+
+    One compiled function per (variant, SimSiam or not, argument shapes), instead of one small compilation
+    per operation of an eager jacfwd."""
+    simsiam = bool(np.isinf(np.asarray(args["beta"])))
+    f64 = lambda v: jnp.asarray(np.asarray(v, dtype=np.float64))  # noqa: E731
+    return _jacobian_at(f64(p), f64(s), {k: f64(v) for k, v in args.items()}, variant=variant, simsiam=simsiam)
 
 
 def classify(eigs, tol=1e-12) -> str:
