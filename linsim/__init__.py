@@ -8,9 +8,13 @@ theory's invariants are checked to 1e-8 and beyond.
 >>> round(ls.fixed_points(0.04, alpha_p=1.0, sigma2=0.5).p_plus, 4)
 0.6239
 """
-import jax as _jax
+from linsim import _cache
+
+_cache.quiet_runtime_checks()  # before equinox is imported: compiled solvers become cacheable (see _cache)
+import jax as _jax  # noqa: E402
 
 _jax.config.update("jax_enable_x64", True)
+_cache.enable(_jax)  # persistent compilation cache in the user's cache directory
 
 __version__ = "0.1.0"
 

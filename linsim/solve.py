@@ -105,6 +105,17 @@ def euler_grid(t_max: float, dt: float, n_save: int) -> tuple[int, int]:
     return n_steps // save_every + 1, save_every
 
 
+def _checked_ts(ts: Any) -> np.ndarray:
+    """Save times checked on the host (diffrax's own checks are NaN-producing, see linsim._cache)."""
+    try:
+        arr = np.asarray(ts, dtype=float)
+    except (TypeError, ValueError):
+        raise LinsimError("ts must be a 1-D array of save times") from None
+    if arr.ndim != 1 or arr.size < 2 or not np.all(np.isfinite(arr)) or np.any(np.diff(arr) <= 0):
+        raise LinsimError(f"ts must be at least 2 finite, strictly increasing save times, got shape {arr.shape}")
+    return arr
+
+
 def simulate(cfg: Config, ts: Any = None, y0: dict | None = None) -> Trajectory:
     """Run one configuration and return its Trajectory (states at saved times, status, derived series).
 
@@ -139,7 +150,7 @@ def simulate(cfg: Config, ts: Any = None, y0: dict | None = None) -> Trajectory:
         ts_np = np.arange(n_save) * every * s.dt
         ys = {k: np.asarray(v) for k, v in ys.items()}
         return Trajectory.from_states(cfg, ts_np, ys, steps=(n_save - 1) * every)
-    ts = jnp.linspace(0.0, s.t_max, s.n_save) if ts is None else jnp.asarray(ts, jnp.float64)
+    ts = jnp.linspace(0.0, s.t_max, s.n_save) if ts is None else jnp.asarray(_checked_ts(ts), jnp.float64)
     ys, y_end, t_end, diverged, ok, steps = solve_adaptive(
         y0, args, ts, s.dt, s.rtol, s.atol, s.divergence_bound,
         model=cfg.model, variant=variant, method=s.method, max_steps=s.max_steps,
