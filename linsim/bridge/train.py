@@ -72,8 +72,9 @@ _COMPILED_MAX = 8
 
 def trace_key(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with the fields that do not change the compiled programs set to fixed values (the
-    ``HYPER`` values are arguments of the step; only SimSiam vs EMA target changes the program)."""
-    return cfg.replace(**NOT_TRACED, lr=1.0, momentum=0.5, wd=0.0, pred_wd=None, pred_lr_ratio=1.0,
+    ``HYPER`` values are arguments of the step; only SimSiam vs EMA target changes the program; the
+    dataset enters through its augmentation recipe and image shapes, which are keys of their own)."""
+    return cfg.replace(**NOT_TRACED, dataset="builtin", data_dir=None, lr=1.0, momentum=0.5, wd=0.0, pred_wd=None, pred_lr_ratio=1.0,
                        ema=0.0 if cfg.simsiam else 0.5, rho=0.5, eps=None)
 
 

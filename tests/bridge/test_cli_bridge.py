@@ -25,7 +25,7 @@ def invoke(*args):
 
 @pytest.fixture(scope="module")
 def npz(tmp_path_factory):
-    """320 labelled built-in images: a deterministic 256 / 64 train / test split (256 = the tiny runs' size)."""
+    """320 labelled built-in images: a deterministic per-class 260 / 60 train / test split (260 = the tiny runs' size)."""
     path = tmp_path_factory.mktemp("data") / "shapes.npz"
     d = D.builtin_dataset(seed=0, n_train=320, n_test=1)
     np.savez(path, images=d.train_images, labels=d.train_labels)
