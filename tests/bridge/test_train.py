@@ -236,3 +236,49 @@ def test_no_float64_in_the_training_step(kw):
     assert all(v.aval.dtype != jnp.float64 for v in closed.jaxpr.outvars)
     # the scan is not vacuous: it does see the float32 equations of the network
     assert any(getattr(v.aval, "dtype", None) == jnp.float32 for e in closed.jaxpr.eqns for v in e.outvars)
+
+
+def _np_cos_loss(q, z):
+    qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+    zn = z / np.linalg.norm(z, axis=1, keepdims=True)
+    return np.mean(2 - 2 * np.sum(qn * zn, axis=1))
+
+
+def test_pair_loss_against_numpy_reference():
+    rng = np.random.default_rng(0)
+    q, z = rng.standard_normal((3, 7, 5)).astype(np.float32), rng.standard_normal((3, 7, 5)).astype(np.float32)
+    # two views: BYOL's symmetrised loss, both directions summed (float32 vs float64 reference)
+    two = float(T.pair_loss(jnp.asarray(q[:2]), jnp.asarray(z[:2])))
+    assert two == pytest.approx(_np_cos_loss(q[0], z[1]) + _np_cos_loss(q[1], z[0]), rel=1e-5)
+    # m views: every ordered pair i != j, scaled by 2 / (m (m - 1))
+    three = float(T.pair_loss(jnp.asarray(q), jnp.asarray(z)))
+    ref = sum(_np_cos_loss(q[i], z[j]) for i in range(3) for j in range(3) if i != j) * 2 / 6
+    assert three == pytest.approx(ref, rel=1e-5)
+    perm = [2, 0, 1]  # relabelling the views (the same way in q and z) leaves the loss unchanged
+    assert float(T.pair_loss(jnp.asarray(q[perm]), jnp.asarray(z[perm]))) == pytest.approx(three, rel=1e-6)
+    corr = np.asarray(T.batch_correlation(jnp.asarray(z)))
+    flat = z.reshape(-1, 5).astype(np.float64)
+    np.testing.assert_allclose(corr, flat.T @ flat / flat.shape[0], rtol=1e-5)
+    assert corr.dtype == np.float32
+
+
+@pytest.mark.parametrize("predictor", ["symmetric", "directpred", "directcopy", "linear"])
+def test_predictor_rules_come_from_linsim_dynamics(predictor):
+    cfg = tiny_cfg(predictor=predictor, freq=2)
+    st = T.init_state(cfg)
+    rng = np.random.default_rng(1)
+    A_ = rng.standard_normal((16, 16)).astype(np.float32)
+    F = jnp.asarray(A_ @ A_.T / 16)
+    Wp0 = np.asarray(st.online.predictor.Wp)
+    out0 = np.asarray(T.apply_predictor_rule(cfg, st.online, F, jnp.asarray(0, jnp.int32), 0.1).predictor.Wp)
+    out1 = np.asarray(T.apply_predictor_rule(cfg, st.online, F, jnp.asarray(1, jnp.int32), 0.1).predictor.Wp)
+    if predictor == "symmetric":  # projected every step
+        np.testing.assert_array_equal(out0, (Wp0 + Wp0.T) / 2)
+        np.testing.assert_array_equal(out1, out0)
+    elif predictor == "linear":
+        np.testing.assert_array_equal(out0, Wp0)
+    else:  # reset at steps divisible by freq, from F_hat, by linsim.dynamics.predictors
+        rule = P.directpred(F, eps=0.1) if predictor == "directpred" else P.directcopy(F, eps=0.1)
+        np.testing.assert_allclose(out0, np.asarray(rule), rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(out1, Wp0)
+    assert out0.dtype == np.float32
