@@ -97,7 +97,12 @@ def train_cmd(
     if data_dir is not None and not data_dir.exists():
         raise LinsimError(f"--data-dir {data_dir} does not exist")
     out = default_out("bridge") if out is None else out
-    summary = train(cfg, out, resume=resume, force=force, progress=not quiet)
+    try:
+        summary = train(cfg, out, resume=resume, force=force, progress=not quiet)
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted: continue with `linsim bridge train --resume --out {out}` (from the last "
+                   "completed epoch)", err=True)
+        raise typer.Exit(130) from None
     final = summary["final"]
     parts = [f"{summary['status']}: {summary['epochs_done']} epochs ({summary['steps']} steps, "
              f"{summary['time_s']:.0f} s)"]
