@@ -41,6 +41,28 @@ def _settle_time(ts: np.ndarray, x: np.ndarray, tol: np.ndarray) -> np.ndarray:
 SETTLE_WINDOW = 0.1  # a settled mode held its final values over at least this fraction of the run
 
 
+def _matrix_series(W, Wp, Wa, X, block: int = 16):
+    """Per-saved-state mode view and alignment diagnostics of the matrix model (docs/theory_dynamics.md),
+    ``block`` saved states at a time so the temporaries (F, eigenvectors) stay small. Wp's own (complex)
+    eigenvalues: where Wp is exactly symmetric they are sym(Wp)'s, already computed; the general eigensolver
+    runs only on the other states. Returns (s, p, tau, extras)."""
+    parts = []
+    for i in range(0, W.shape[0], block):
+        w, wp, wa = W[i:i + block], Wp[i:i + block], Wa[i:i + block]
+        s, p, tau, wp_eig, F, align = inv.matrix_modes(w, wp, wa, X)
+        asym = inv.asymmetry(wp)
+        lam = wp_eig.astype(complex)
+        gen = ~(asym == 0)
+        if np.any(gen):
+            lg = np.linalg.eigvals(np.nan_to_num(np.asarray(wp[gen], dtype=float)))
+            lam[gen] = np.take_along_axis(lg, np.argsort(-lg.real, axis=-1, kind="stable"), axis=-1)
+        parts.append((s, p, tau, {"wp_eig": wp_eig, "wp_eig_real": lam.real, "wp_eig_imag": lam.imag,
+                                  "asymmetry": asym, "commutator": inv.commutator_norm(F, wp), "alignment": align}))
+    cat = lambda xs: np.concatenate(xs, axis=0)  # noqa: E731
+    extras = {k: cat([q[3][k] for q in parts]) for k in parts[0][3]}
+    return cat([q[0] for q in parts]), cat([q[1] for q in parts]), cat([q[2] for q in parts]), extras
+
+
 @dataclass
 class Trajectory:
     """States at saved times plus derived per-mode series p, s, tau (shape (T, m), modes sorted as saved).
@@ -117,23 +139,7 @@ class Trajectory:
             if h.simsiam:
                 Wa = W
             X = cfg.stats.x if cfg.stats.is_diagonal else cfg.stats.X  # diagonal X: column scalings
-            s, p, tau, wp_eig, F, align = inv.matrix_modes(W, Wp, Wa, X)
-            asym = inv.asymmetry(Wp)
-            # Wp's own (complex) eigenvalues: where Wp is exactly symmetric they are sym(Wp)'s, already
-            # computed; the general (non-symmetric) eigensolver runs only on the other saved states
-            lam = wp_eig.astype(complex)
-            gen = ~(asym == 0)
-            if np.any(gen):
-                lg = np.linalg.eigvals(np.nan_to_num(np.asarray(Wp[gen], dtype=float)))
-                lam[gen] = np.take_along_axis(lg, np.argsort(-lg.real, axis=-1, kind="stable"), axis=-1)
-            extras = {
-                "wp_eig": wp_eig,
-                "wp_eig_real": lam.real,
-                "wp_eig_imag": lam.imag,
-                "asymmetry": asym,
-                "commutator": inv.commutator_norm(F, Wp),
-                "alignment": align,
-            }
+            s, p, tau, extras = _matrix_series(W, Wp, Wa, X)
             balance = inv.balance_residual_matrix(ts, W, Wp, h.alpha_p, h.eta) if law_holds else None
         return cls(cfg, ts, states, p, s, tau, balance, extras, status, t_end, steps, diverged_modes)
 
