@@ -19,7 +19,8 @@ count grows with beta.
 
 Accuracy. Each point has its own step size, controlled in the max norm over (p, w, w_a) with
 |err_i| <= atol + rtol max(|y_i(t)|, |y_i(t + h)|): every point meets rtol/atol on its own, as strictly as a
-solo solve with a max norm (diffrax's default RMS norm is looser).
+solo solve with a max norm (diffrax's default RMS norm is looser). Step sizes follow an I controller,
+h <- h * clip(0.9 err^(-1/4), 0.2, 10) (a rejected step is retried with the smaller h).
 
 Throughput. A chunk is processed by a fixed number of slots; whenever an eighth of them have finished their
 point, their results are stored and they take the next points of the chunk, so the loop runs for about the mean number of steps, not the maximum.
