@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import math
 import os
 import shutil
@@ -61,6 +60,7 @@ class Run:
 
 
 def check_size(size: str) -> str:
+    """``size`` if it is one of ``SIZES``, else LinsimError."""
     if size not in SIZES:
         raise LinsimError(f"unknown study size {size!r}; choose one of {', '.join(SIZES)}")
     return size
@@ -114,6 +114,7 @@ def train_run(run: Run, runs_dir: Path, data, *, resume: bool = False) -> tuple[
 
 
 def epoch_records(records: list[dict]) -> list[dict]:
+    """The end-of-epoch records (epoch 0 = before training) of a run's metrics."""
     return [r for r in records if r.get("kind") == "epoch"]
 
 
@@ -163,6 +164,12 @@ def mode_ode(tp, x, xp, p0, s0, t_max: float, n_save: int = 400):
     return ls.simulate(cfg, y0={"p": p0, "w": w0, "wa": w0.copy()})
 
 
+def n_collapsed_vs_init(f_eig, f_eig_init, rel: float = 1e-3) -> int:
+    """Modes of F below ``rel`` times the INITIAL network's largest eigenvalue: absolute collapse (s_j -> 0 in
+    the theory), which also counts a uniform shrinkage of every mode that :func:`n_collapsed` cannot see."""
+    return int(np.sum(np.asarray(f_eig, float) < rel * float(np.max(f_eig_init))))
+
+
 def spearman(a, b) -> float | None:
     """Spearman rank correlation (scipy.stats.spearmanr); None with fewer than 3 points or a constant input."""
     from scipy.stats import spearmanr
@@ -174,12 +181,25 @@ def spearman(a, b) -> float | None:
     return float(spearmanr(a[ok], b[ok]).statistic)
 
 
+#: accuracy comparisons are decided only if some run's final probe beats the random initial network's probe
+#: by this much: the probe's test split has 200 images at small size, so one accuracy has a standard error of
+#: about sqrt(0.1 x 0.9 / 200) = 0.021 near chance, and 0.05 is about 2.4 of them
+LEARN_MARGIN = 0.05
+
+
+def learned(final_accs, init_acc) -> bool:
+    """Whether any run learned something a linear probe sees (``LEARN_MARGIN`` above the initial network)."""
+    accs = [a for a in final_accs if a is not None]
+    return bool(accs and init_acc is not None and max(accs) - init_acc >= LEARN_MARGIN)
+
+
 def held(ok: bool | None) -> str:
     """'held', 'did not hold', or 'undecided' (too few points to tell)."""
-    return "undecided (too few points)" if ok is None else "held" if ok else "did not hold"
+    return "undecided" if ok is None else "held" if ok else "did not hold"
 
 
 def fmt(v: Any) -> str:
+    """A table cell: 4 significant digits for floats, '' for None."""
     if v is None:
         return ""
     if isinstance(v, (bool, np.bool_)):
@@ -192,6 +212,7 @@ def fmt(v: Any) -> str:
 
 
 def csv_text(rows: list[dict]) -> str:
+    """The rows as CSV (columns: every key in first-seen order)."""
     cols = list(dict.fromkeys(k for r in rows for k in r))
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -202,6 +223,7 @@ def csv_text(rows: list[dict]) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
+    """The rows as a Markdown table (what docs/studies.md shows)."""
     cols = list(dict.fromkeys(k for r in rows for k in r))
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
@@ -250,7 +272,7 @@ def cpu_speedups(size: str, runs: Path | None) -> None:
     runs of one configuration compile once). Does nothing once a backend exists or for ``full``."""
     from jax._src import xla_bridge
 
-    if size == "full" or xla_bridge._backends:
+    if size == "full" or getattr(xla_bridge, "_backends", None):
         return
     os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0")
     if runs is not None:
@@ -285,10 +307,7 @@ def report(name: str, size: str, prediction: str, outcome: str, verdict: str, se
             "seconds": round(float(seconds), 1), **more}
 
 
-def json_default(o: Any):
-    return o.tolist() if isinstance(o, np.ndarray) else float(o)
-
-
-__all__ = ["SIZES", "BASE", "N_PRETRAIN", "Run", "base_config", "load_data", "with_pretrain", "train_run",
-           "epoch_records", "init_stats", "theory_params", "n_collapsed", "spearman", "csv_text", "markdown_table",
-           "write_outputs", "caption", "RunsDir", "cpu_speedups", "main", "report", "json"]
+__all__ = ["SIZES", "BASE", "N_PRETRAIN", "LEARN_MARGIN", "Run", "base_config", "load_data", "with_pretrain",
+           "train_run", "epoch_records", "init_stats", "theory_params", "mode_ode", "n_collapsed",
+           "n_collapsed_vs_init", "spearman", "learned", "held", "fmt", "csv_text", "markdown_table",
+           "write_outputs", "caption", "RunsDir", "cpu_speedups", "main", "report"]

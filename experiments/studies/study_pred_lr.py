@@ -11,7 +11,9 @@ at small sizes the runs use a weight decay WD[size] larger than the recipe's 4e-
 
 Runs: BYOL with a gradient-trained linear predictor whose learning rate is alpha_p times the network's,
 alpha_p in RATIOS[size]. Measured: collapsed modes of F (below 1e-3 of the largest), RankMe of the projector
-output (collapse flag: RankMe < 1.5), linear-probe accuracy.
+output (collapse flag: RankMe < 1.5), linear-probe accuracy. Collapsed modes: eigenvalues of F (the EMA of
+the predictor input's correlation) below 1e-3 of the initial network's largest (absolute collapse), and
+below 1e-3 of the run's own largest (relative collapse).
 Usage: python experiments/studies/study_pred_lr.py [--size tiny|small|full] [--out figures] [--data-dir D]
 """
 from __future__ import annotations
@@ -77,7 +79,8 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
         frac, k = basin_fraction(tp, x, xp)
         last = ep[-1]
         table.append({"alpha_p": r.value, "eta": tp.eta, "basin_fraction_theory": frac, "modes_with_basin": k,
-                      "measured_collapsed": S.n_collapsed(last["f_eig"]), "modes": len(last["f_eig"]),
+                      "measured_collapsed": S.n_collapsed_vs_init(last["f_eig"], ep[0]["f_eig"]),
+                      "collapsed_vs_own_max": S.n_collapsed(last["f_eig"]), "modes": len(last["f_eig"]),
                       "proj_rankme": last["proj_rankme"], "collapsed_flag": last["collapsed"],
                       "probe_acc": last["probe_acc"], "epochs": last["epoch"], "seconds": round(sec, 1)})
     fr = [t["basin_fraction_theory"] for t in table]
@@ -102,10 +105,12 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
         for (r, ep, _), c in zip(results, colors):
             e = [q["epoch"] for q in ep]
             ax[0].plot(e, [q["proj_rankme"] for q in ep], "o-", color=c, label=f"α_p {r.value:g}")
-            ax[1].plot(e, [S.n_collapsed(q["f_eig"]) for q in ep], "o-", color=c)
+            ax[1].plot(e, [S.n_collapsed_vs_init(q["f_eig"], ep[0]["f_eig"]) for q in ep], "o-", color=c)
+            ax[1].plot(e, [S.n_collapsed(q["f_eig"]) for q in ep], "s--", color=c, ms=4)
         ax[0].set(xlabel="epoch", ylabel="RankMe of projector output", title="real runs: effective rank")
         ax[0].legend(frameon=False, fontsize=7)
-        ax[1].set(xlabel="epoch", ylabel="modes of F below 1e-3 s_1", title="real runs: collapsed modes")
+        ax[1].set(xlabel="epoch", ylabel="collapsed modes of F",
+                  title="real runs: below 1e-3 s_1(0) (solid), 1e-3 s_1(t) (dashed)")
         ax[2].plot([t["alpha_p"] for t in table], fr, "ko-", label="ODE: collapsing fraction of the start grid")
         ax[2].set(xscale="log", xlabel="α_p", ylabel="fraction", ylim=(-0.02, 1.02),
                   title=f"theory: basin (η {table[0]['eta']:.3g}, {table[0]['modes_with_basin']} modes with η < η_c)")

@@ -10,8 +10,10 @@ estimated from the initial network's predictor inputs on two augmented views.
 
 Runs: BYOL with a gradient-trained linear predictor, weight decay wd (backbone, projector and predictor
 alike) in WDS[size]. Measured per run: asymmetry ||Wp - Wp^T|| / ||Wp|| and mean eigenvector alignment of
-Wp with F before and after training, the number of F's modes below 1e-3 of its largest (collapsed), the
-projector output's RankMe and the linear-probe accuracy.
+Wp with F before and after training, the number of collapsed modes of F (the EMA of the predictor input's
+correlation): eigenvalues below 1e-3 of the initial network's largest (absolute collapse, s_j -> 0 in the
+theory; also below 1e-3 of the run's own largest, relative collapse), the projector output's RankMe and the
+linear-probe accuracy.
 Usage: python experiments/studies/study_weight_decay.py [--size tiny|small|full] [--out figures] [--data-dir D]
 """
 from __future__ import annotations
@@ -66,7 +68,8 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
         table.append({
             "wd": row["wd"], "eta": row["eta"], "eta_c_min": float(eta_c[0]), "eta_c_median": float(np.median(eta_c)),
             "eta_c_max": float(eta_c[-1]), "predicted_collapsed": int(np.sum(eta_c <= row["eta"])),
-            "measured_collapsed": S.n_collapsed(last["f_eig"]), "modes": len(eta_c),
+            "measured_collapsed": S.n_collapsed_vs_init(last["f_eig"], first["f_eig"]),
+            "collapsed_vs_own_max": S.n_collapsed(last["f_eig"]), "modes": len(eta_c),
             "asym_init": first["asymmetry"], "asym_final": last["asymmetry"],
             "align_init": _mean(first["alignment"]), "align_final": _mean(last["alignment"]),
             "comm_final": last["commutator"], "proj_rankme": last["proj_rankme"], "probe_acc": last["probe_acc"],
@@ -98,13 +101,13 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
             ax[0].plot(e, [r["asymmetry"] for r in ep], "o-", color=c, label=f"wd {t['wd']:g} (η {t['eta']:.3g})")
             ax[1].plot(e, [_mean(r["alignment"]) for r in ep], "o-", color=c)
             f = np.clip(np.asarray(ep[-1]["f_eig"], float), 1e-12, None)
-            ax[2].semilogy(np.arange(1, f.size + 1), f / f.max(), "o-", color=c, ms=3)
+            ax[2].semilogy(np.arange(1, f.size + 1), f / np.max(ep[0]["f_eig"]), "o-", color=c, ms=3)
             ax[3].axhline(t["eta"] if t["eta"] > 0 else np.nan, color=c, lw=1.5)
         ax[0].set(xlabel="epoch", ylabel="‖Wp − Wpᵀ‖/‖Wp‖", title="asymmetry of Wp")
         ax[0].legend(frameon=False, fontsize=7)
         ax[1].set(xlabel="epoch", ylabel="mean |u_Wp,j · u_F,j|", title="alignment of Wp with F")
         ax[2].axhline(1e-3, color="k", ls=":", lw=1)
-        ax[2].set(xlabel="mode j", ylabel="s_j / s_1", title="final spectrum of F (dotted: collapsed below)")
+        ax[2].set(xlabel="mode j", ylabel="s_j / s_1(initial network)", title="final spectrum of F (dotted: collapsed below)")
         floor = 1e-8  # display floor: modes with no signal (x_j = 0, eta_c = 0) sit on it
         ax[3].semilogy(np.arange(1, eta_c.size + 1), np.maximum(eta_c[::-1], floor), "k.",
                        label="η_c,j (initial network; floor 1e-8)")
