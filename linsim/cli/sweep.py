@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from linsim.cli._app import app, cli_command, default_out, finish
+from linsim.cli._app import app, choices, cli_command, default_out, finish
 from linsim.errors import LinsimError
 
 _GRID_HELP = "grid spec (start:stop:num, log:start:stop:num, a,b,c) or one value"
@@ -54,7 +54,7 @@ def sweep(
     sigma2: Optional[str] = typer.Option(None, help="augmentation variance X' = sigma2 I [default 0.5]"),
     p0: Optional[str] = typer.Option(None, help="initial p (per-mode model) [default 0.1]"),
     s0: Optional[str] = typer.Option(None, help="initial s = w^2 (per-mode model) [default 0.1]"),
-    model: str = typer.Option("modes", help="'modes' (one mode per grid point) or 'matrix' (small n, seeded init)"),
+    model: str = typer.Option("modes", help=choices("'modes' (one mode per grid point) or 'matrix' (small n, seeded init)", ("modes", "matrix"))),
     n: int = typer.Option(4, help="matrix model: input dimension"),
     n1: Optional[int] = typer.Option(None, help="matrix model: output dimension [default n]"),
     t_max: float = typer.Option(1000.0, "--t-max", help="integration time"),
