@@ -271,3 +271,37 @@ def test_sweep_cli_tampered_folder_is_one_line(tmp_path):
     (tmp_path / "other" / "thesis.tex").write_text("x")
     res = invoke("sweep", "--eta", "0,0.1", "--t-max", "5", "--no-progress", "--out", tmp_path / "other")
     assert "not a sweep folder" in one_line_error(res, 2) and "--force" not in res.output
+
+
+def _disk_full_after(monkeypatch, n_ok: int):
+    """The (n_ok + 1)-th file written hits a full disk halfway."""
+    calls = []
+
+    def full(fh, data):
+        calls.append(1)
+        if len(calls) == n_ok + 1:
+            fh.write(data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        fh.write(data)
+
+    monkeypatch.setattr(lio, "_write_all", full)
+
+
+def test_disk_full_in_metrics_and_sweep_is_one_line_and_resumable(tmp_path, monkeypatch):
+    np.save(tmp_path / "emb.npy", np.random.default_rng(0).normal(size=(10, 3)))
+    _disk_full_after(monkeypatch, 0)
+    msg = one_line_error(invoke("metrics", tmp_path / "emb.npy", "--out", tmp_path / "m"), 5)
+    assert "No space left on device" in msg and not (tmp_path / "m").exists()
+    _disk_full_after(monkeypatch, 2)  # spec.json and the manifest are written, the first chunk is not
+    args = ["sweep", "--eta", "0,0.1", "--t-max", "5", "--no-progress", "--no-plot", "--chunk-size", "1",
+            "--out", tmp_path / "s"]
+    msg = one_line_error(invoke(*args), 5)
+    assert "/chunks/chunk_0000" in msg
+    left = list((tmp_path / "s" / "chunks").iterdir())  # chunks run in threads: one may have finished first
+    assert len(left) <= 1 and all(p.name.startswith("chunk_") for p in left)  # no half chunk, no temporary
+    for p in left:
+        np.load(p)["status"]  # a complete chunk
+    monkeypatch.setattr(lio, "_write_all", lambda fh, data: fh.write(data))
+    res = invoke(*args)  # the disk has room again: the same command finishes the sweep
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "s" / "chunks").iterdir()) == ["chunk_00000.npz", "chunk_00001.npz"]
