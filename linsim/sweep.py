@@ -630,6 +630,12 @@ def prepare_sweep_out(spec: SweepSpec, out_dir: str | Path, chunk_size: int, for
     owned = _owned_names(out)
     entries = [p.name for p in out.iterdir() if not is_stale_tmp(p.name)]
     foreign = sorted(n for n in entries if n not in owned)
+    chunks = out / "chunks"
+    if (chunks.exists() or chunks.is_symlink()) and not chunks.is_dir():  # tampered: replace or refuse
+        if force and not foreign:
+            return out, False
+        hint = "--force to replace the sweep's files" if not foreign else "remove it by hand"
+        raise LinsimError(f"{out} holds a damaged sweep (chunks is not a folder); use another --out or {hint}")
     if spec_path.is_file():
         try:
             old = json.loads(spec_path.read_text())["hash"]

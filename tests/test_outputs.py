@@ -256,6 +256,14 @@ def test_stale_chunk_temporaries_and_tampered_sweeps(tmp_path):
         run_sweep(spec, out, chunk_size=1, progress=False)
     r = run_sweep(spec, out, chunk_size=1, progress=False, force=True)
     assert r.info["chunks_resumed"] == 0 and (out / "spec.json").is_file()
+    # chunks/ replaced by a file: the same spec does not resume into it
+    import shutil
+
+    shutil.rmtree(out / "chunks")
+    (out / "chunks").write_text("not a folder")
+    with pytest.raises(LinsimError, match="damaged sweep \\(chunks is not a folder\\)"):
+        run_sweep(spec, out, chunk_size=1, progress=False)
+    assert run_sweep(spec, out, chunk_size=1, progress=False, force=True).info["chunks_resumed"] == 0
 
 
 def test_sweep_cli_tampered_folder_is_one_line(tmp_path):
