@@ -313,3 +313,27 @@ def test_disk_full_in_metrics_and_sweep_is_one_line_and_resumable(tmp_path, monk
     res = invoke(*args)  # the disk has room again: the same command finishes the sweep
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "s" / "chunks").iterdir()) == ["chunk_00000.npz", "chunk_00001.npz"]
+
+
+def test_kill_9_mid_write_leaves_no_file_and_the_next_run_cleans_up(tmp_path):
+    import signal
+    import sys
+
+    child = f"""
+import time, linsim.io as lio
+def slow(fh, data):
+    fh.write(data[:10]); fh.flush(); print("ready", flush=True); time.sleep(60)
+lio._write_all = slow
+lio.atomic_write_bytes({str(tmp_path / "r" / "trajectory.npz")!r}, b"x" * 1000)
+"""
+    (tmp_path / "r").mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    (left,) = (tmp_path / "r").iterdir()
+    assert left.name.startswith(f".trajectory.npz.linsim-tmp-{proc.pid}-")  # the target was never created
+    lio.prepare_out(tmp_path / "r", force=False, command="simulate")  # the next run into it
+    assert list((tmp_path / "r").iterdir()) == []
