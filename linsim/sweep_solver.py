@@ -133,6 +133,9 @@ def _ark_step(p, w, d, h, par, one):
         else:  # d_i = R_i + h gamma (-beta d_i - f_w(d_i)), f_w(d_i) = fw + gw d_i: one division
             ri = d + h * sum(A_IMPLICIT[i, j] * G[j] for j in range(i) if A_IMPLICIT[i, j] != 0)
             di = jnp.where(simsiam, 0.0, (ri - hg * fw) / (1.0 + hg * (beta + gw)))
+            S = jnp.stack([pi, wi, di]) / one  # the stage values, stored once (see the docstring)
+            pi, wi, di = S[0], S[1], S[2]
+            fp, fw, gp, gw = _field_affine(pi, wi, par)
         kp, kw = fp + gp * di, fw + gw * di
         gi = jnp.where(simsiam, 0.0, -beta * di - kw)
         K = jnp.stack([kp, kw, gi]) / one  # one stored array (one kernel) per stage, see the docstring
