@@ -1,4 +1,4 @@
-"""Study (e): the data schedules of Li, Efros & Pathak (ECCV 2022), CEV-AUC tracked, and how well AUC forecasts accuracy.
+"""Study (e): data schedules of Li, Efros & Pathak (ECCV 2022), CEV-AUC tracked, and how well AUC forecasts accuracy.
 
 Li, Efros & Pathak, "Understanding Collapse in Non-Contrastive Siamese Representation Learning", ECCV 2022:
 partial dimensional collapse of the backbone features, measured label-free by the area under the cumulative
@@ -138,7 +138,8 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
             e = [s["epoch"] for s in st]
             ax[0].plot(e, [s["cev_auc"] for s in st], "o-", color=colors[r.value], label=r.value)
             ax[1].plot(e, [s["probe_acc"] for s in st], "o-", color=colors[r.value])
-            ax[2].scatter([s["cev_auc"] for s in st], [s["probe_acc"] for s in st], color=colors[r.value], s=14, alpha=0.6)
+            ax[2].scatter([s["cev_auc"] for s in st], [s["probe_acc"] for s in st], color=colors[r.value], s=14,
+                          alpha=0.6)
             ax[2].scatter([st[-1]["cev_auc"]], [st[-1]["probe_acc"]], color=colors[r.value], s=60, edgecolor="k")
         ax[0].set(xlabel="epoch", ylabel="CEV-AUC (fixed images)", title="collapse of the backbone features")
         ax[0].legend(frameon=False, fontsize=7)

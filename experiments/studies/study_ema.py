@@ -53,8 +53,11 @@ def reach_step(steps, values, target: float) -> float | None:
 
 def common_target(curves, frac: float = 0.5) -> float:
     """``frac`` of the largest distance travelled by any run: every run is timed to the same distance."""
-    return frac * max(float(np.linalg.norm(np.asarray(v, float).reshape(len(v), -1)[-1] - np.asarray(v, float).reshape(len(v), -1)[0]))
-                     for v in curves)
+    dist = []
+    for v in curves:
+        a = np.asarray(v, float).reshape(len(v), -1)
+        dist.append(float(np.linalg.norm(a[-1] - a[0])))
+    return frac * max(dist)
 
 
 def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: Path | None = None) -> list[Path]:
@@ -111,11 +114,13 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
     end_held = bool(max(gaps) <= 0.25)
     prediction = ("t50 and t90 (steps to travel 50% / 90% of a common distance) grow as m -> 1 (beta falls); "
                   "the end state (Wp's normalised spectrum) stays within 0.25 of the first run's")
-    outcome = "; ".join(f"m {t['ema']:g} (beta_ode {t['beta_ode']:.3g}): t50/t90 measured {S.fmt(t['t50_steps_measured']) or '-'}/"
+    outcome = "; ".join(f"m {t['ema']:g} (beta_ode {t['beta_ode']:.3g}): t50/t90 measured "
+                        f"{S.fmt(t['t50_steps_measured']) or '-'}/"
                         f"{S.fmt(t['t90_steps_measured']) or '-'} vs ODE {S.fmt(t['t50_steps_theory']) or '-'}/"
                         f"{S.fmt(t['t90_steps_theory']) or '-'} steps, end-shape gap {t['end_shape_gap']:.3f}, "
                         f"probe {S.fmt(t['probe_acc'])}" for t in table)
-    verdict = (f"slower convergence with m -> 1: ODE {S.held(slow_theory)}, real runs {S.held(slow_held)}; end state unchanged "
+    verdict = (f"slower convergence with m -> 1: ODE {S.held(slow_theory)}, real runs {S.held(slow_held)}; "
+               f"end state unchanged "
                f"{'held' if end_held else 'did not hold'} (largest gap {max(gaps):.3f}, tolerance 0.25"
                + (f"; probe accuracy spread {max(probes) - min(probes):.3f}" if probes else "") + ")")
 

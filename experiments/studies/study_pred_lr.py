@@ -95,7 +95,7 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
     outcome = "; ".join(f"alpha_p {t['alpha_p']:g}: basin fraction (ODE) {t['basin_fraction_theory']:.3f}, "
                         f"collapsed modes {t['measured_collapsed']}/{t['modes']}, RankMe {t['proj_rankme']:.2f}, "
                         f"probe {S.fmt(t['probe_acc'])}" for t in table)
-    verdict = (f"theory: basin shrinks with alpha_p {'held' if theory_mono else 'did not hold'}; real runs: larger alpha_p protects "
+    verdict = (f"theory: basin shrinks with alpha_p {S.held(theory_mono)}; real runs: larger alpha_p protects "
                f"{'undecided: every run collapsed' if held is None else S.held(held)} (collapsed modes non-increasing "
                f"and fewer, or RankMe higher by > {RANKME_TOL})")
 
@@ -113,11 +113,13 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
                   title="real runs: below 1e-3 s_1(0) (solid), 1e-3 s_1(t) (dashed)")
         ax[2].plot([t["alpha_p"] for t in table], fr, "ko-", label="ODE: collapsing fraction of the start grid")
         ax[2].set(xscale="log", xlabel="α_p", ylabel="fraction", ylim=(-0.02, 1.02),
-                  title=f"theory: basin (η {table[0]['eta']:.3g}, {table[0]['modes_with_basin']} modes with η < η_c)")
+                  title=f"theory: basin (η {table[0]['eta']:.3g}, "
+                        f"{table[0]['modes_with_basin']} modes with η < η_c)")
         ax[2].legend(frameon=False, fontsize=7)
         fig.suptitle(f"Study (c), predictor learning-rate ratio α_p ({size} size)")
         S.caption(fig, f"Theory: {prediction}. Outcome: {outcome}. Verdict: {verdict}.")
-    rep = S.report(NAME, size, prediction, outcome, verdict, time.perf_counter() - t0, x=np.asarray(x).tolist(), xp=np.asarray(xp).tolist(),
+    rep = S.report(NAME, size, prediction, outcome, verdict, time.perf_counter() - t0, x=np.asarray(x).tolist(),
+                   xp=np.asarray(xp).tolist(),
                    theory_monotone=theory_mono, held=held)
     return S.write_outputs(out, NAME, fig, table, rep)
 

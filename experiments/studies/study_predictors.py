@@ -70,7 +70,8 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
                         f"kNN {S.fmt(t['knn_acc'])}, RankMe {t['proj_rankme']:.2f}" for t in table)
     verdict = "; ".join(f"{name}: {S.held(c)}" for name, c in checks)
     if not ok:
-        verdict += (f" (accuracy checks undecided: no run's probe beat the initial network's {table[0]['probe_acc_init']:.3f}"
+        verdict += (f" (accuracy checks undecided: no run's probe beat the initial network's "
+                    f"{table[0]['probe_acc_init']:.3f}"
                     f" by {S.LEARN_MARGIN})")
 
     with plt.rc_context(STYLE):

@@ -68,8 +68,8 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
                           "seconds": round(sec, 1)})
     base = table[0]
     ok = S.learned([t["probe_acc"] for t in table], init_probe)  # else accuracy comparisons are noise: undecided
-    checks = [(f"m = {t['views']} probe >= m = 2 probe - 0.02", t["probe_acc"] >= base["probe_acc"] - 0.02 if ok else None)
-              for t in table[1:]]
+    checks = [(f"m = {t['views']} probe >= m = 2 probe - 0.02",
+               t["probe_acc"] >= base["probe_acc"] - 0.02 if ok else None) for t in table[1:]]
     prediction = ("at a fixed number of view evaluations, m > 2 views of fewer images match (within 0.02) or beat "
                   "two views in probe accuracy (linsim's kernel model: up to about m = 4)")
     outcome = "; ".join(f"m {t['views']} (batch {t['batch_images']}, {t['steps']} steps, {t['view_evaluations']} "
@@ -85,7 +85,8 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
         for t, c in zip(table, colors):
             ep = curves[t["views"]]
             ve = [q["step"] * t["batch_images"] * t["views"] for q in ep]
-            ax[0].plot(ve, [q["probe_acc"] for q in ep], "o-", color=c, label=f"m = {t['views']}, batch {t['batch_images']}")
+            ax[0].plot(ve, [q["probe_acc"] for q in ep], "o-", color=c,
+                       label=f"m = {t['views']}, batch {t['batch_images']}")
             ax[1].plot(ve, [q["proj_rankme"] for q in ep], "o-", color=c)
         ax[0].set(xlabel="view evaluations", ylabel="linear-probe accuracy", title="probe accuracy")
         ax[0].legend(frameon=False, fontsize=7)

@@ -37,7 +37,8 @@ DECAY_FACTOR = 0.5
 
 def plan(size: str = "small", data_dir: str | None = None) -> list[S.Run]:
     """The runs of the study at ``size`` (configurations only; nothing is trained)."""
-    return [S.Run(f"wd{wd:g}", S.base_config(size, data_dir, wd=wd, predictor="linear"), wd) for wd in WDS[S.check_size(size)]]
+    return [S.Run(f"wd{wd:g}", S.base_config(size, data_dir, wd=wd, predictor="linear"), wd)
+            for wd in WDS[S.check_size(size)]]
 
 
 def _mean(v) -> float | None:
@@ -88,8 +89,8 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
     outcome = ("; ".join(f"wd {t['wd']:g} (eta {t['eta']:.3g}): asym {t['asym_init']:.3f}->{t['asym_final']:.3f}, "
                          f"align {t['align_init']:.3f}->{t['align_final']:.3f}, collapsed {t['measured_collapsed']}/"
                          f"{t['modes']} (predicted {t['predicted_collapsed']})" for t in table))
-    verdict = (f"symmetry {'held' if sym_held else 'did not hold'}; alignment {'held' if align_held else 'did not hold'}; "
-               f"more collapse with larger eta {'held' if coll_held else 'did not hold'}; predicted = measured "
+    verdict = (f"symmetry {S.held(sym_held)}; alignment {S.held(align_held)}; "
+               f"more collapse with larger eta {S.held(coll_held)}; predicted = measured "
                f"collapsed-mode count in {pred_match}/{len(table)} runs")
 
     with plt.rc_context(STYLE):
@@ -107,7 +108,8 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
         ax[0].legend(frameon=False, fontsize=7)
         ax[1].set(xlabel="epoch", ylabel="mean |u_Wp,j · u_F,j|", title="alignment of Wp with F")
         ax[2].axhline(1e-3, color="k", ls=":", lw=1)
-        ax[2].set(xlabel="mode j", ylabel="s_j / s_1(initial network)", title="final spectrum of F (dotted: collapsed below)")
+        ax[2].set(xlabel="mode j", ylabel="s_j / s_1(initial network)",
+                  title="final spectrum of F (dotted: collapsed below)")
         floor = 1e-8  # display floor: modes with no signal (x_j = 0, eta_c = 0) sit on it
         ax[3].semilogy(np.arange(1, eta_c.size + 1), np.maximum(eta_c[::-1], floor), "k.",
                        label="η_c,j (initial network; floor 1e-8)")
