@@ -23,8 +23,9 @@ solo solve with a max norm (diffrax's default RMS norm is looser). Step sizes fo
 h <- h * clip(0.9 err^(-1/4), 0.2, 10) (a rejected step is retried with the smaller h).
 
 Throughput. A chunk is processed by a fixed number of slots; whenever an eighth of them have finished their
-point, their results are stored and they take the next points of the chunk, so the loop runs for about the mean number of steps, not the maximum.
-Points are independent: a point's numbers do not depend on the chunk or slot it is solved in.
+point, their results are stored and they take the next points of the chunk, so the loop runs for about the
+mean number of steps per point, not the maximum. Points are independent: a point's numbers do not depend on
+the chunk or slot it is solved in.
 
 Outputs per point (all computed inside the jit): the final state, status (0 ok, 1 diverged: non-finite or
 |y| > bound, 2 max_steps), attempted steps, the max over accepted steps of the balance-law residual
@@ -112,13 +113,12 @@ def _field_affine(p, w, par):
     return fp, fw, gp, gw
 
 
-def _ark_step(p, w, d, h, par, one):
+def _ark_step(p, w, d, h, par):
     """One ARK5(4)8L[2]SA step of (p, w) explicit, d implicit; returns (y_new, err, f_p(y_n)).
 
-    Each stage's values (p_i, w_i, d_i) and derivatives (f_p, f_w, f_d), and the new state, are stacked and
-    divided by ``one`` (a runtime (3, N) array of ones: exact), so that XLA stores each in one kernel instead
-    of re-deriving every earlier stage inside each consumer fusion (division is an "expensive" op that XLA
-    does not duplicate into consumers): 3-4x fewer flops and fewer kernels per step on CPU.
+    Each stage's values (p_i, w_i, d_i) and derivatives (f_p, f_w, f_d), and the new state, are stacked behind
+    an optimization barrier, so that XLA computes each once in one kernel instead of re-deriving every earlier
+    stage inside each consumer fusion: 3-4x fewer flops and fewer kernels per step on CPU.
     """
     simsiam = jnp.isinf(par["beta"])
     beta = jnp.where(simsiam, 0.0, par["beta"])
@@ -134,12 +134,12 @@ def _ark_step(p, w, d, h, par, one):
         else:  # d_i = R_i + h gamma (-beta d_i - f_w(d_i)), f_w(d_i) = fw + gw d_i: one division
             ri = d + h * sum(A_IMPLICIT[i, j] * G[j] for j in range(i) if A_IMPLICIT[i, j] != 0)
             di = jnp.where(simsiam, 0.0, (ri - hg * fw) / (1.0 + hg * (beta + gw)))
-            S = jnp.stack([pi, wi, di]) / one  # the stage values, stored once (see the docstring)
+            S = jax.lax.optimization_barrier(jnp.stack([pi, wi, di]))  # stage values, computed once (docstring)
             pi, wi, di = S[0], S[1], S[2]
             fp, fw, gp, gw = _field_affine(pi, wi, par)
         kp, kw = fp + gp * di, fw + gw * di
         gi = jnp.where(simsiam, 0.0, -beta * di - kw)
-        K = jnp.stack([kp, kw, gi]) / one  # one stored array (one kernel) per stage, see the docstring
+        K = jax.lax.optimization_barrier(jnp.stack([kp, kw, gi]))  # stage derivatives, computed once
         if i == 0:
             fp0 = K[0]
         KP.append(K[0])
@@ -150,7 +150,7 @@ def _ark_step(p, w, d, h, par, one):
         return h * sum(b[j] * K[j] for j in range(8) if b[j] != 0)
 
     E = B - B_HAT
-    new = jnp.stack([p + comb(KP, B), w + comb(KW, B), d + comb(G, B)]) / one  # stored once, read often
+    new = jax.lax.optimization_barrier(jnp.stack([p + comb(KP, B), w + comb(KW, B), d + comb(G, B)]))
     ep, ew, ed = comb(KP, E), comb(KW, E), comb(G, E)
     return (new[0], new[1], new[2]), (ep, ew, ew + ed), fp0
 
@@ -194,7 +194,6 @@ def solve_modes_points(params, p0, s0, t_max, rtol, atol, bound, collapse_thresh
     """
     M = p0.shape[0]
     N = min(slots, M)
-    one = jnp.ones((3, N)) * (params["alpha_p"][0] / params["alpha_p"][0])  # runtime ones (see _ark_step)
     pp_all = p_plus(params["eta"], params["x"], params["xp"])
     # per point, read-only: the field's parameters, p+, c(0) and the residual's scale (rows of one array)
     fixed = jnp.stack([*(params[k] for k in _PARAMS), pp_all, p0 * p0 / params["alpha_p"] - s0,
@@ -235,7 +234,7 @@ def solve_modes_points(params, p0, s0, t_max, rtol, atol, bound, collapse_thresh
         act = c["active"]
         t, p, w, d, bal = c["y"]
         h = jnp.minimum(c["h"], t_max - t)
-        (pn, wn, dn), err, fp0 = _ark_step(p, w, d, h, par, one)
+        (pn, wn, dn), err, fp0 = _ark_step(p, w, d, h, par)
         e = _scaled_error(err, (p, w, w + d), (pn, wn, wn + dn), rtol, atol)
         acc = act & (e <= 1.0)
         # step-size factor 0.9 e^(-1/4) in [0.2, 10] (an I controller; e^(-1/4) by two square roots)
