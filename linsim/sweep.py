@@ -806,7 +806,7 @@ def _run_locked(spec: SweepSpec, out: Path, cs: int, resuming: bool, progress: b
         bar.close()
     elapsed = time.perf_counter() - t0
     result = assemble(spec, out, n_chunks)
-    result.info.update({"chunk_size": cs, "n_chunks": n_chunks, "chunks_resumed": n_chunks - len(todo),
+    result.info.update({"chunk_size": cs, "points_per_chunk": size, "n_chunks": n_chunks, "chunks_resumed": n_chunks - len(todo),
                         "wall_s": elapsed, "hash": h,
                         "scheduler": None if client is None else str(getattr(client, "scheduler", client))})
     write_result(result)
