@@ -806,8 +806,8 @@ def _run_locked(spec: SweepSpec, out: Path, cs: int, resuming: bool, progress: b
         bar.close()
     elapsed = time.perf_counter() - t0
     result = assemble(spec, out, n_chunks)
-    result.info.update({"chunk_size": cs, "points_per_chunk": size, "n_chunks": n_chunks, "chunks_resumed": n_chunks - len(todo),
-                        "wall_s": elapsed, "hash": h,
+    result.info.update({"chunk_size": cs, "points_per_chunk": size, "n_chunks": n_chunks,
+                        "chunks_resumed": n_chunks - len(todo), "wall_s": elapsed, "hash": h,
                         "scheduler": None if client is None else str(getattr(client, "scheduler", client))})
     write_result(result)
     return result

@@ -152,7 +152,7 @@ def main() -> None:
     e_lin = err(r["p_final"].ravel(), r["s_final"].ravel(), ref)
     steps = r["steps"].ravel()
     print(f"linsim: cold run {cold:.2f} s (incl. compilation); max error {e_lin:.2e}; steps per point mean "
-          f"{steps.mean():.0f}, max {steps.max()}; {r.info["n_chunks"]} chunks of {r.info["points_per_chunk"]} points")
+          f"{steps.mean():.0f}, max {steps.max()}; {r.info['n_chunks']} chunks of {r.info['points_per_chunk']} points")
     y0, args = y0_of(n), args_of(eta, beta)
     rk4 = None
     for ns in RK4_STEPS:  # the cheapest RK4 at least as accurate as linsim
