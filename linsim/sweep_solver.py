@@ -157,11 +157,8 @@ def _ark_step(p, w, d, h, par):
 
 def _scaled_error(err, old, new, rtol, atol):
     """max over (p, w, w_a) of |err| / (atol + rtol max(|old|, |new|))."""
-    out = None
-    for e, a, b in zip(err, old, new):
-        r = jnp.abs(e) / (atol + rtol * jnp.maximum(jnp.abs(a), jnp.abs(b)))
-        out = r if out is None else jnp.maximum(out, r)
-    return out
+    e, a, b = jnp.stack(err), jnp.stack(old), jnp.stack(new)
+    return jnp.max(jnp.abs(e) / (atol + rtol * jnp.maximum(jnp.abs(a), jnp.abs(b))), axis=0)
 
 
 def _band(p, pp):
