@@ -18,7 +18,7 @@ import numpy as np
 from linsim.errors import LinsimError
 from linsim.io import atomic_savefig
 
-__all__ = ["PLOT_FILES", "aligned_fraction", "read_metrics", "table", "plot_run"]
+__all__ = ["PLOT_FILES", "aligned_fraction", "collapse_threshold", "read_metrics", "table", "plot_run"]
 
 #: The files written by :func:`plot_run` (each only when the run logged something to draw in it).
 PLOT_FILES = ("spectra.png", "predictor_invariants.png", "collapse.png", "accuracy.png")
@@ -99,6 +99,28 @@ def aligned_fraction(rec: dict[str, Any]) -> float:
     return float(np.sum(s * a) / np.sum(s)) if np.sum(s) > 0 else math.nan
 
 
+def collapse_threshold(run_dir: str | Path) -> float:
+    """The RankMe below which the run flagged its projector output as collapsed.
+
+    Read from the run's ``config.json`` (``train.collapse_rankme``, capped at 1 + (d - 1)/2 for projector
+    width d, as :func:`linsim.bridge.evaluate.is_collapsed` caps it); the evaluation default
+    ``COLLAPSE_RANKME`` when the folder has no readable config.
+    """
+    from linsim.bridge.evaluate import COLLAPSE_RANKME
+
+    try:
+        blob = json.loads((Path(run_dir) / "config.json").read_text())
+        bar = float(blob["train"]["collapse_rankme"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return COLLAPSE_RANKME
+    if not math.isfinite(bar):
+        return COLLAPSE_RANKME
+    d = (blob.get("resolved") or {}).get("proj_dim") or blob["train"].get("proj_dim")
+    if isinstance(d, int) and not isinstance(d, bool) and d >= 1:
+        bar = min(bar, 1.0 + (d - 1) / 2)
+    return bar
+
+
 # --------------------------------------------------------------------------------------------------
 # table
 
@@ -117,7 +139,7 @@ def _scalar(key: str) -> Callable[[dict[str, Any]], float]:
 
 # (header, getter, format, legend)
 _COLUMNS: list[tuple[str, Callable[[dict[str, Any]], float], str, str]] = [
-    ("loss", _scalar("loss"), "{:.4f}", "training loss (mean over the epoch)"),
+    ("loss", _scalar("loss"), "{:.4f}", "training loss (mean over the epoch; epoch 0: the first batch at initialisation)"),
     ("img/s", _scalar("images_per_s"), "{:.0f}", "training images per second"),
     ("Wp re1", _first("wp_eig_real"), "{:.3g}", "largest real part of an eigenvalue of Wp"),
     ("Wp |im|", _max_abs("wp_eig_imag"), "{:.2g}", "largest |imaginary part| of an eigenvalue of Wp"),
@@ -288,10 +310,8 @@ def _invariants_figure(rows, x):
     return fig
 
 
-def _collapse_figure(rows, x):
+def _collapse_figure(rows, x, threshold: float):
     import matplotlib.pyplot as plt
-
-    from linsim.bridge.evaluate import COLLAPSE_RANKME
 
     got = {(p, m): _series(rows, f"{p}_{m}") for p in ("backbone", "proj") for m in ("cev_auc", "rankme")}
     if not any(_has(v) for v in got.values()):
@@ -303,7 +323,7 @@ def _collapse_figure(rows, x):
         if _has(got[(p, "rankme")]):
             ax2.plot(x, got[(p, "rankme")], "-o", color=c, ms=3, label=p)
     ax1.set(xlabel="epoch", ylabel="CEV-AUC", title="CEV-AUC (Li et al. 2022; higher = more collapsed)")
-    ax2.axhline(COLLAPSE_RANKME, color="k", ls=":", lw=1, label="collapse threshold")
+    ax2.axhline(threshold, color="k", ls=":", lw=1, label=f"collapse threshold ({threshold:g})")
     ax2.set_yscale("log")
     _plain_log_ticks(ax2)
     ax2.set(xlabel="epoch", ylabel="RankMe", title="RankMe (Garrido et al. 2023; log)")
@@ -350,7 +370,8 @@ def plot_run(run_dir: str | Path, records: list[dict[str, Any]]) -> list[Path]:
 
     spectra.png: eigenvalues of Wp (real parts; the complex plane at the first and last epoch), of its
     symmetric part and of F over epochs; predictor_invariants.png: asymmetry, commutator, balance and
-    eigenvector alignment; collapse.png: CEV-AUC and RankMe of backbone and projector; accuracy.png: loss,
+    eigenvector alignment; collapse.png: CEV-AUC and RankMe of backbone and projector, with the run's
+    collapse threshold (:func:`collapse_threshold`); accuracy.png: loss,
     kNN / probe accuracy and images/s. Figures with nothing to draw (no linear predictor) are not written.
     """
     import matplotlib.pyplot as plt
@@ -370,7 +391,7 @@ def plot_run(run_dir: str | Path, records: list[dict[str, Any]]) -> list[Path]:
         builders = (
             lambda: _spectra_figure(rows, x),
             lambda: _invariants_figure(rows, x),
-            lambda: _collapse_figure(rows, x),
+            lambda: _collapse_figure(rows, x, collapse_threshold(run)),
             lambda: _accuracy_figure(records, rows, x),
         )
         for name, build in zip(PLOT_FILES, builders):

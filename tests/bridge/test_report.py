@@ -136,3 +136,37 @@ def test_bad_run_folders(tmp_path):
     (bad / "metrics.jsonl").write_bytes(b"\xff\xfe\x00")
     with pytest.raises(LinsimError, match="could not be read"):
         report.read_metrics(bad)
+
+
+def _write_config(run, **train):
+    blob = {"kind": "linsim bridge train", "train": train, "resolved": {"proj_dim": train.get("proj_dim", D)}}
+    (run / "config.json").write_text(json.dumps(blob))
+
+
+def test_collapse_threshold_is_the_runs_own(tmp_path):
+    rng = np.random.default_rng(4)
+    run = _write_run(tmp_path, [_record(e, rng) for e in range(2)])
+    # no config.json: the evaluation default
+    assert report.collapse_threshold(run) == ev.COLLAPSE_RANKME
+    # the trainer's threshold (1.5 by default) is what the run flagged against, not the evaluation default 2
+    _write_config(run, collapse_rankme=1.5, proj_dim=32)
+    assert report.collapse_threshold(run) == 1.5
+    # capped at 1 + (d - 1)/2 like is_collapsed: d = 3 caps 5.0 at 2.0
+    _write_config(run, collapse_rankme=5.0, proj_dim=3)
+    assert report.collapse_threshold(run) == 2.0 == 1.0 + (3 - 1) / 2
+    (run / "config.json").write_text("{not json")
+    assert report.collapse_threshold(run) == ev.COLLAPSE_RANKME
+
+
+def test_collapse_plot_draws_the_runs_threshold(tmp_path):
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(5)
+    recs = [_record(e, rng) for e in range(3)]
+    fig = report._collapse_figure(recs, np.arange(3.0), 1.5)
+    try:
+        lines = [ln for ln in fig.axes[1].get_lines() if ln.get_label().startswith("collapse threshold")]
+        assert len(lines) == 1 and set(np.asarray(lines[0].get_ydata(), float)) == {1.5}
+        assert lines[0].get_label() == "collapse threshold (1.5)"
+    finally:
+        plt.close(fig)
