@@ -198,39 +198,42 @@ def solve_modes_points(params, p0, s0, t_max, rtol, atol, bound, collapse_thresh
     start = jnp.stack([jnp.zeros(M), p0, jnp.sqrt(s0), jnp.zeros(M), jnp.zeros(M)])  # t, p, w, d, bal
     bad_start = _band(p0, pp_all)
 
-    # Slot state: y = (t, p, w, d, bal), cr = the last band entry's step (t, h, p, dp, p1, w1, d1), flags
-    # (bad, ever_bad), h, steps, status, active, held (finished, results not stored), idx (point).
+    # Slot state (few arrays, so a step updates it in few kernels): y = (t, p, w, d, bal, h) floats; k = (steps,
+    # status, active, held = finished but not stored, bad, ever_bad) ints; cr = the last band entry's step
+    # (t, h, p, dp, p1, w1, d1); fixed = the point's read-only values; idx = the point.
+    STEPS, STATUS, ACTIVE, HELD, BAD, EVER_BAD = range(6)
+    start = jnp.concatenate([start, jnp.full((1, M), jnp.minimum(0.01, t_max))])  # h0 = 0.01
+
     def store(out, c):
         """Write the results of the slots whose point has finished (and is not yet stored) to the outputs."""
-        rows = jnp.concatenate([c["y"], c["cr"], c["flags"].astype(jnp.float64),
-                                jnp.stack([c["status"], c["steps"]]).astype(jnp.float64)])
-        return out.at[:, jnp.where(c["held"], c["idx"], M)].set(rows, mode="drop")
+        k = c["k"].astype(jnp.float64)
+        rows = jnp.concatenate([c["y"][:5], c["cr"], k[jnp.array([BAD, EVER_BAD, STATUS, STEPS])]])
+        return out.at[:, jnp.where(c["k"][HELD] != 0, c["idx"], M)].set(rows, mode="drop")
 
     def load(c, ptr):
         """Give every free slot the next point of the chunk (if any); returns (slots, new ptr)."""
-        free = ~c["active"]
+        free = c["k"][ACTIVE] == 0
         new_idx = ptr + jnp.cumsum(free) - 1
         take = free & (new_idx < M)
         gi = jnp.where(take, new_idx, 0)
-        n = dict(c)
-        n["idx"] = jnp.where(take, new_idx, c["idx"])
-        n["active"] = c["active"] | take
-        n["held"] = c["held"] & c["active"]
-        n["fixed"] = jnp.where(take, fixed[:, gi], c["fixed"])
-        n["y"] = jnp.where(take, start[:, gi], c["y"])
-        n["cr"] = jnp.where(take, jnp.nan, c["cr"])
-        n["flags"] = jnp.where(take, bad_start[gi], c["flags"])
-        n["h"] = jnp.where(take, jnp.minimum(0.01, t_max), c["h"])
-        n["status"], n["steps"] = jnp.where(take, 0, c["status"]), jnp.where(take, 0, c["steps"])
+        k = c["k"]
+        bad0 = bad_start[gi].astype(jnp.int32)
+        new_k = jnp.stack([jnp.zeros_like(bad0), jnp.zeros_like(bad0), jnp.ones_like(bad0), jnp.zeros_like(bad0),
+                           bad0, bad0])
+        kept = k.at[HELD].set(k[HELD] * k[ACTIVE])  # stored points are no longer held
+        n = {"idx": jnp.where(take, new_idx, c["idx"]), "k": jnp.where(take, new_k, kept),
+             "fixed": jnp.where(take, fixed[:, gi], c["fixed"]), "y": jnp.where(take, start[:, gi], c["y"]),
+             "cr": jnp.where(take, jnp.nan, c["cr"])}
         return n, jnp.minimum(ptr + jnp.sum(free), M)
 
     def step(c):
         fx = c["fixed"]
         par = dict(zip(_PARAMS, fx[:6]))
         pp, c0, sc = fx[6], fx[7], fx[8]
-        act = c["active"]
-        t, p, w, d, bal = c["y"]
-        h = jnp.minimum(c["h"], t_max - t)
+        k = c["k"]
+        act = k[ACTIVE] != 0
+        t, p, w, d, bal, h = c["y"]
+        h = jnp.minimum(h, t_max - t)
         (pn, wn, dn), err, fp0 = _ark_step(p, w, d, h, par)
         e = _scaled_error(err, (p, w, w + d), (pn, wn, wn + dn), rtol, atol)
         acc = act & (e <= 1.0)
@@ -240,32 +243,29 @@ def solve_modes_points(params, p0, s0, t_max, rtol, atol, bound, collapse_thresh
         tn = jnp.where(last, t_max, t + h)
         # on-the-fly outputs: the last entry into the 1% band of p+, and the balance-law residual
         res = jnp.abs(pn * pn / par["alpha_p"] - wn * wn - jnp.exp(-2.0 * par["eta"] * tn) * c0) / sc
-        n = dict(c)
-        n["y"] = jnp.where(acc, jnp.stack([tn, pn, wn, dn, jnp.maximum(bal, res)]), c["y"])
-        bad, ever_bad = c["flags"]
+        y = jnp.stack([jnp.where(acc, tn, t), jnp.where(acc, pn, p), jnp.where(acc, wn, w), jnp.where(acc, dn, d),
+                       jnp.where(acc, jnp.maximum(bal, res), bal), jnp.where(act, h * fac, c["y"][5])])
+        bad = k[BAD] != 0
         bad_new = _band(pn, pp)
         cross = acc & bad & ~bad_new
-        n["cr"] = jnp.where(cross, jnp.stack([t, h, p, fp0, pn, wn, dn]), c["cr"])
-        n["flags"] = jnp.stack([jnp.where(acc, bad_new, bad), ever_bad | (acc & bad_new)])
-        n["h"] = jnp.where(act, h * fac, c["h"])
-        steps = c["steps"] + act
-        n["steps"] = steps
+        cr = jnp.where(cross, jnp.stack([t, h, p, fp0, pn, wn, dn]), c["cr"])
         # finished points: reached t_max, diverged, or out of steps
+        steps = k[STEPS] + act
         yabs = jnp.maximum(jnp.maximum(jnp.abs(pn), jnp.abs(wn)), jnp.abs(wn + dn))
         diverged = acc & ~(yabs <= bound)
         out_of_steps = act & ~(acc & last) & ~diverged & (steps >= max_steps)
         fin = act & (diverged | out_of_steps | (acc & last))
-        n["status"] = jnp.where(diverged, 1, jnp.where(out_of_steps, 2, c["status"]))
-        n["active"] = act & ~fin
-        n["held"] = c["held"] | fin
-        return n
+        k = jnp.stack([steps, jnp.where(diverged, 1, jnp.where(out_of_steps, 2, k[STATUS])), act & ~fin,
+                       (k[HELD] != 0) | fin, jnp.where(acc, bad_new, bad), (k[EVER_BAD] != 0) | (acc & bad_new)],
+                      ).astype(jnp.int32)
+        return {"idx": c["idx"], "fixed": fx, "y": y, "cr": cr, "k": k}
 
     # Outer loop: store finished points and refill free slots; inner loop: step until a batch of slots
     # (1/8) is free, or, once every point has started, until all are done.
     batch = max(1, N // 8)
 
     def inner_cond(c, ptr):
-        n_active = jnp.sum(c["active"])
+        n_active = jnp.sum(c["k"][ACTIVE])
         return jnp.where(ptr < M, N - n_active < batch, n_active > 0)
 
     def outer(carry):
@@ -275,13 +275,11 @@ def solve_modes_points(params, p0, s0, t_max, rtol, atol, bound, collapse_thresh
         c, ptr = load(c, ptr)
         return c, out, ptr
 
-    zb = jnp.zeros(N, bool)
-    c = {"y": jnp.zeros((5, N)), "cr": jnp.zeros((7, N)), "flags": jnp.zeros((2, N), bool),
-         "fixed": jnp.ones((fixed.shape[0], N)), "h": jnp.zeros(N), "status": jnp.zeros(N, jnp.int32),
-         "steps": jnp.zeros(N, jnp.int32), "active": zb, "held": zb, "idx": jnp.zeros(N, jnp.int32)}
+    c = {"y": jnp.zeros((6, N)), "cr": jnp.zeros((7, N)), "k": jnp.zeros((6, N), jnp.int32),
+         "fixed": jnp.ones((fixed.shape[0], N)), "idx": jnp.zeros(N, jnp.int32)}
     c, ptr = load(c, jnp.asarray(0, jnp.int32))
     out = jnp.full((len(_OUT), M), jnp.nan)
-    c, out, ptr = jax.lax.while_loop(lambda q: jnp.any(q[0]["active"]), outer, (c, out, ptr))
+    c, out, ptr = jax.lax.while_loop(lambda q: jnp.any(q[0]["k"][ACTIVE] != 0), outer, (c, out, ptr))
     o = dict(zip(_OUT, out))
     # time to 1%: the last entry into the band, from the cubic Hermite interpolant of that step
     par1 = {k: params[k] for k in _PARAMS}
