@@ -6,6 +6,7 @@ linsim's jit-compiled ``matrix_field`` (BYOL variant, float64, n = n1 = 256) in 
   diagonal  X, X' diagonal, passed as vectors: 3 products (Wp[.], Wp^T G, G W^T) and column scalings;
 each against numpy doing only those products (no elementwise work). Rounds alternate linsim and numpy; the
 script prints the medians, the ratios linsim / numpy (target <= 1.5), the thread counts and the load.
+On a loaded machine multi-threaded BLAS timings swing by 10-40x; ``--single-thread`` compares one thread each.
 
 Run: ``python experiments/benchmarks/matrix_field.py [--n 256] [--repeats 50] [--rounds 5]``.
 Result: see docs/benchmarks.md (the last measured numbers).
@@ -14,14 +15,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
+if "--single-thread" in sys.argv:  # before jax is imported: XLA's Eigen GEMMs on one thread
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+                               " intra_op_parallelism_threads=1").strip()
 
-import linsim  # noqa: F401  (float64)
-from linsim.dynamics.matrix import field_args, matrix_field
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import linsim  # noqa: E402,F401  (float64)
+from linsim.dynamics.matrix import field_args, matrix_field  # noqa: E402
 
 
 def _per_call(fn, repeats: int) -> float:
@@ -45,7 +51,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--repeats", type=int, default=50, help="calls per timing")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--single-thread", action="store_true",
+                    help="one thread for both sides (numpy's BLAS and XLA): stabler numbers on a loaded machine")
     a = ap.parse_args()
+    if a.single_thread:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
     n = a.n
     rng = np.random.default_rng(0)
     A, B = rng.standard_normal((n, n)), rng.standard_normal((n, n))
@@ -78,7 +90,7 @@ def main() -> None:
     for fn in sides.values():
         fn()  # compile / warm up
     print(f"n = n1 = {n}, float64; {len(os.sched_getaffinity(0))} cores available, load {os.getloadavg()[0]:.1f}; "
-          f"numpy BLAS threads: {_blas_threads()}; jax {jax.__version__}")
+          f"numpy BLAS threads: {_blas_threads()}; XLA_FLAGS: {os.environ.get('XLA_FLAGS', '')!r}; jax {jax.__version__}")
     times = {k: [] for k in sides}
     for _ in range(a.rounds):
         for k, fn in sides.items():
