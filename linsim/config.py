@@ -31,7 +31,8 @@ def _finite(name: str, value: float) -> float:
 
 @dataclass(frozen=True)
 class Hyper:
-    """Hyperparameters of the two-layer linear BYOL/SimSiam model (theory note section 1.4-1.5).
+    """Hyperparameters of the two-layer linear BYOL/SimSiam model (Tian, Chen & Ganguli, ICML 2021, Lemma 1;
+    docs/theory_dynamics.md).
 
     eta: weight decay of W; eta_p: weight decay of Wp (None means eta); beta: EMA rate relative to the
     learning rate (inf means SimSiam, Wa = W); alpha_p: relative predictor learning rate; stop_grad: keep
@@ -65,7 +66,7 @@ class Hyper:
         if self.predictor not in PREDICTORS:
             raise LinsimError(f"unknown predictor {self.predictor!r}; choose one of {', '.join(PREDICTORS)}")
         if not self.stop_grad and not math.isinf(beta):
-            raise LinsimError("removing the stop-gradient is defined for the target Wa = W (sec 2.2): use beta = inf")
+            raise LinsimError("removing the stop-gradient is defined for the target Wa = W (Tian et al. 2021, Theorem 2): use beta = inf")
 
     @property
     def eta_p_value(self) -> float:
@@ -105,8 +106,8 @@ def _as_psd(name: str, m: Any, n: int | None = None) -> np.ndarray:
 
 
 class Stats:
-    """Data and augmentation second moments X = E[xbar xbar^T] and X' = E[Var(x'|x)] (section 1.2 of
-    Tian, Chen & Ganguli, ICML 2021; docs/theory_dynamics.md).
+    """Data and augmentation second moments X = E[xbar xbar^T] and X' = E[Var(x'|x)] (Tian, Chen & Ganguli,
+    ICML 2021; docs/theory_dynamics.md, the model).
 
     Build with :meth:`isotropic` (X = I, X' = sigma2 I), :meth:`diagonal` (commuting spectra),
     :meth:`matrices` (explicit PSD matrices) or :meth:`from_views` (estimated from paired views).
@@ -253,7 +254,7 @@ def _dim(name: str, v: Any) -> int:
 
 @dataclass(frozen=True)
 class Init:
-    """Initialisation: scale, seed, balanced predictor (Wp^T Wp = alpha_p W W^T, section 9) and target.
+    """Initialisation: scale, seed, balanced predictor (Wp^T Wp = alpha_p W W^T, docs/theory_dynamics.md) and target.
 
     Matrix model: W ~ N(0, scale^2/n), Wp ~ N(0, scale^2/n1) (or the balanced choice); modes model:
     p_j ~ N(0, scale^2), w_j = scale |N(0, 1)| (or p_j = sqrt(alpha_p) w_j when balanced).
@@ -359,7 +360,7 @@ class Predictor:
 
 @dataclass(frozen=True)
 class Noise:
-    """Stochastic dynamics (theory note section 1.6): 'none' (ODE / full-batch Euler), 'sgd' (finite-batch SGD
+    """Stochastic dynamics (docs/predictors_and_noise.md): 'none' (ODE / full-batch Euler), 'sgd' (finite-batch SGD
     on sampled Gaussian data and views, step alpha = ``Solver.dt``) or 'sde' (drift = ODE, diffusion = the
     minibatch gradient covariance at batch B and step alpha).
 

@@ -15,7 +15,7 @@ def psd_sqrt(a: np.ndarray) -> np.ndarray:
 
 
 def initial_state(cfg: Config) -> dict[str, np.ndarray]:
-    """Draw the initial state; balanced init sets Wp = sqrt(alpha_p) (W W^T)^{1/2} so C = 0 (sec 9)."""
+    """Draw the initial state; balanced init sets Wp = sqrt(alpha_p) (W W^T)^{1/2} so C = 0 (docs/theory_dynamics.md, invariants)."""
     rng = np.random.default_rng(cfg.init.seed)
     a = cfg.init.scale
     alpha_p = cfg.hyper.alpha_p

@@ -20,9 +20,9 @@ References
   ``scripts/train_model.py`` (fitting range k = 4..100).
 - Participation ratio: Gao, Trautmann, Yu, Santhanam, Ryu, Shenoy & Ganguli 2017, "A theory of
   multineuronal dimensionality, dynamics and measurement" (bioRxiv 214262), Eq. 2;
-  Recanatesi et al. 2019. Not in the theory notes.
+  Recanatesi et al. 2019.
 - std of l2-normalised outputs: Chen & He, "Exploring Simple Siamese Representation Learning"
-  (SimSiam), CVPR 2021, §4.1 / Fig. 2; Jing, Vincent, LeCun & Tian, ICLR 2022.
+  (SimSiam), CVPR 2021, Sec. 4.1 / Fig. 2; Jing, Vincent, LeCun & Tian, ICLR 2022.
 """
 from __future__ import annotations
 
@@ -138,7 +138,7 @@ def _tame(s: np.ndarray) -> np.ndarray:
 
 
 def singular_values(z: Any, center: bool = True, normalize: bool = False) -> np.ndarray:
-    """Singular values of embeddings, descending (Li et al. 2022 §3.2: [row L2-normalise] -> centre -> SVD).
+    """Singular values of embeddings, descending (Li et al. 2022, Eq. 2 and their code: [row L2-normalise] -> centre -> SVD).
 
     ``normalize=True`` first maps each row to ``r_i / (||r_i||_2 + 1e-6)`` (the authors' ``--normalize``
     flag, off in their README); ``center=True`` then subtracts the row mean. Returns ``min(N, d)`` values.
@@ -214,7 +214,7 @@ def participation_ratio(
 
 
 def std_normalized(z: Any) -> float:
-    """Mean over dims of the std of l2-normalised embeddings (SimSiam, Chen & He 2021 §4.1; Jing et al. 2022).
+    """Mean over dims of the std of l2-normalised embeddings (SimSiam, Chen & He 2021, Sec. 4.1; Jing et al. 2022).
 
     Rows are mapped to ``z_i / max(||z_i||, 1e-12)`` (``torch.nn.functional.normalize``), then the
     per-dimension standard deviation over samples (ddof=1, as ``torch.std``) is averaged over the d dims.

@@ -3,7 +3,7 @@
 Adaptive: diffrax (Tsit5/Dopri5/Dopri8/Kvaerno5) in float64 with a PID controller, saving at requested
 times, with a terminal event when the state goes non-finite or exceeds ``divergence_bound``.
 Fixed step: explicit Euler with step dt = alpha, which is full-batch SGD with learning rate alpha and the EMA
-momentum gamma_a = 1 - alpha beta (section 1.5), the EMA taking the pre-step W (the official code and the
+momentum gamma_a = 1 - alpha beta (docs/theory_dynamics.md), the EMA taking the pre-step W (the official code and the
 discrete predictor/SGD simulators take the post-step W: an O(alpha^2 beta) difference per step). The solvers take parameters as arrays, so the same
 compiled function serves a vmapped sweep. A run with momentum (``Noise.momentum`` > 0, euler) is heavy-ball
 full-batch SGD in the training code's order: ``linsim.dynamics.discrete``.

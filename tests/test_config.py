@@ -132,7 +132,7 @@ def configs(draw):
         A = rng.standard_normal((n, n))
         stats = Stats.matrices(A @ A.T, np.eye(n) * 0.3)
     model = "matrix" if kind == "matrix" else draw(st.sampled_from(["modes", "matrix"]))
-    stop_grad = draw(st.booleans())  # no stop-gradient is defined for SimSiam only (sec 2.2)
+    stop_grad = draw(st.booleans())  # no stop-gradient is defined for SimSiam only (Tian et al. 2021, Theorem 2)
     hyper = Hyper(
         eta=draw(st.floats(0, 0.1)),
         eta_p=draw(st.one_of(st.none(), st.floats(0, 0.1))),

@@ -1,4 +1,4 @@
-"""Collapse metrics (linsim.metrics): properties of ../shared/theory/spectral_and_collapse.md §8 items 12-13,
+"""Collapse metrics (linsim.metrics): properties listed in docs/metrics.md,
 participation-ratio bounds, alpha-ReQ recovery, input validation, and the Li et al. (2022) released spectra.
 
 Tolerances: metric identities that hold in exact arithmetic are checked to 1e-10 (relative), which leaves
@@ -17,7 +17,7 @@ from scipy.stats import spearmanr
 from linsim import metrics as M
 from linsim.errors import LinsimError
 
-from shared_data import LI_AUC, LI_FILE, LI_KEYS, LI_PATH, LI_RANKME, needs_li  # noqa: F401
+from shared_data import LI_AUC, LI_FILE, LI_KEYS, LI_PATH, LI_RANKME  # noqa: F401
 
 
 
@@ -42,7 +42,7 @@ dims = st.integers(1, 64)
 
 
 # ---------------------------------------------------------------------------------------------------
-# §8 item 12: Li et al. CEV-AUC
+# Li et al. CEV-AUC (docs/metrics.md)
 
 
 @given(seed=seeds, d=dims, data=st.data())
@@ -103,7 +103,7 @@ def test_cev_curve_definition():
 
 
 # ---------------------------------------------------------------------------------------------------
-# §8 item 13: RankMe
+# RankMe (docs/metrics.md)
 
 
 @given(seed=seeds, n=st.integers(2, 64), k=st.integers(1, 64), data=st.data())
@@ -118,11 +118,11 @@ def test_rankme_equal_singular_values_bias_bound(seed, n, k, data):
     # The SVD's numerically-zero singular values (~1e-16 s) add ~1e-16 to p_k, 9 orders below eps, so
     # the bounds need only 1e-12 relative slack for round-off.
     if (r, q) == (1, 1):
-        # The one case where §8 item 13's bound eps*r*ln(max(r,2)) = 0.69 eps is violated: p_1 = 1 + eps, so
+        # The one case where the reference bound eps*r*ln(max(r,2)) = 0.69 eps is violated: p_1 = 1 + eps, so
         # RankMe = (1+eps)^-(1+eps) = 1 - eps(1+eps) + O(eps^2), a *downward* bias of 1.0 eps.
         assert value == pytest.approx((1 + eps) ** -(1 + eps), rel=1e-14)
         return
-    # §8 item 13 exactly as stated (it holds for every (r, q) != (1, 1); checked on a grid q <= 69 and
+    # The reference bound exactly as stated (it holds for every (r, q) != (1, 1); checked on a grid q <= 69 and
     # q in {128, 512, 2048, 4096} while writing this test).
     assert abs(value - r) / r <= eps * (r * np.log(max(r, 2)) + 17 * (q - r)) + 1e-12
     # the eps floor biases upward, except for r = q in {1, 2}, where r*eps*(ln r - 1) < 0
@@ -131,7 +131,7 @@ def test_rankme_equal_singular_values_bias_bound(seed, n, k, data):
 
 
 def test_rankme_bias_reference_values():
-    # §8 item 13 quotes these two values to 4-5 significant digits: tolerance = half a unit of the last digit.
+    # The reference quotes these two values to 4-5 significant digits: tolerance = half a unit of the last digit.
     one = np.r_[1.0, np.zeros(2047)]
     assert M.rankme(one, singular_values=True) == pytest.approx(1.0033, abs=5e-5)
     assert M.rankme(np.ones(2048), singular_values=True) == pytest.approx(2050.8, abs=0.05)
@@ -291,7 +291,7 @@ def test_spectrum_validation(arg, match):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Li, Efros & Pathak 2022 released spectra (§3.3)
+# Li, Efros & Pathak 2022 released spectra (docs/metrics.md)
 
 
 @pytest.fixture(scope="module")
@@ -300,20 +300,18 @@ def li2022() -> dict[str, np.ndarray]:
         return {k: data[k] for k in LI_KEYS}
 
 
-@needs_li
 def test_li2022_auc_values_and_order(li2022):
     auc = [M.cev_auc(li2022[k], singular_values=True) for k in LI_KEYS]
-    # the reference table is rounded to 4 decimals (error <= 5e-5); 1e-4 as in §8 item 12.
+    # the reference table is rounded to 4 decimals (error <= 5e-5); 1e-4.
     np.testing.assert_allclose(auc, LI_AUC, rtol=0, atol=1e-4)
     # AUC ranks the six models as the reference values do (1% < 5% < 10% < 100% < 50% < 20%)
     assert list(np.argsort(auc)) == list(np.argsort(LI_AUC)) == [0, 1, 2, 5, 4, 3]
 
 
-@needs_li
 def test_li2022_rankme_values_and_reversed_order(li2022):
     auc = [M.cev_auc(li2022[k], singular_values=True) for k in LI_KEYS]
     rm = [M.rankme(li2022[k], singular_values=True) for k in LI_KEYS]
-    # §3.3 prints RankMe to one decimal: the rounding error is <= 0.05; computing in float64 on the float32
+    # The reference prints RankMe to one decimal: the rounding error is <= 0.05; computing in float64 on the float32
     # values differs from a float32 computation by ~1e-4 (measured), far inside that, so atol = 0.05.
     np.testing.assert_allclose(rm, LI_RANKME, rtol=0, atol=0.05)
     assert spearmanr(auc, rm).statistic == pytest.approx(-1.0, abs=1e-12)

@@ -123,7 +123,7 @@ def test_basin_table_fractions(tmp_path, eta):
     r = run_sweep(spec, tmp_path / "b", chunk_size=CHUNK, progress=False)
     frac = r["collapsed"].mean(axis=(2, 3))  # (alpha_p, beta)
     assert np.all(np.diff(frac, axis=0) <= 0), frac  # non-increasing in alpha_p, for every beta (docs/theory_dynamics.md)
-    assert np.ptp(frac, axis=1).max() <= 4 / 169 + 1e-12  # nearly unchanged by beta (the note's own spread)
+    assert np.ptp(frac, axis=1).max() <= 4 / 169 + 1e-12  # nearly unchanged by beta (the reference values' own spread)
     one_point = 1 / 169 + 0.0005  # one borderline grid point plus the table's rounding (see the docstring)
     if eta == 0.01:
         np.testing.assert_allclose(frac[:, 0], [0.142, 0.077, 0.036, 0.012], atol=0.0005)

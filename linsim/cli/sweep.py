@@ -2,7 +2,7 @@
 
 Each parameter option takes a grid spec (``0:0.2:50`` linspace, ``log:1e-3:1:20`` geometric,
 ``0.5,1,2,10`` list, ``inf`` allowed) or a single value. Unswept parameters default to eta 0.04,
-eta_p = eta, beta inf (SimSiam, tau = 1: the setting of the theory note's basin table, section 3.6),
+eta_p = eta, beta inf (SimSiam, tau = 1: the setting of the basin analysis in docs/theory_dynamics.md),
 alpha_p 1, sigma2 0.5, p0 0.1, s0 0.1. Writes ``<out>/sweep.npz``, ``sweep.json``, ``sweep.png``,
 ``spec.json`` and ``chunks/`` (resume: rerun the same command).
 """

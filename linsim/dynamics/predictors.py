@@ -112,7 +112,7 @@ def directcopy_fixed_points(eta, sigma2=0.5, eps=0.01, x=1.0):
     """Per-mode fixed points of DirectCopy's theory form p = f + eps, f = x w^2 the eigenvalue of F.
 
     At a non-trivial fixed point (tau = 1) ds/dt = 0 needs p (x - k p) = eta, k = x + sigma2: the gradient
-    predictor's p+- = [x +- sqrt(x^2 - 4 eta k)] / (2k) (Tian, Chen & Ganguli, ICML 2021, section 3.4;
+    predictor's p+- = [x +- sqrt(x^2 - 4 eta k)] / (2k) (Tian, Chen & Ganguli, ICML 2021;
     docs/theory_dynamics.md); then f+- = p+- - eps and s+- = w^2 = f+- / x. A branch exists where p > eps,
     i.e. f > 0; p+ is stable when it exists (d/dp [p (x - k p)] = x - 2 k p+ < 0). Returns FixedPoints
     (p_plus, p_minus, s_plus, s_minus, eta_c, exists) with s = w^2; NaN where no branch exists.

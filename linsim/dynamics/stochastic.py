@@ -1,13 +1,13 @@
 """Stochastic dynamics of the linear BYOL/SimSiam model: finite-batch SGD (the ground truth for a linear
 network fed Gaussian data) and the SDE that matches its first two moments.
 
-(a) SGD (``simulate_sgd``): x ~ N(0, X), two views x_i = x + e_i with e_i ~ N(0, X') (sec 1.6); one step on a
+(a) SGD (``simulate_sgd``): x ~ N(0, X), two views x_i = x + e_i with e_i ~ N(0, X') (docs/predictors_and_noise.md); one step on a
     minibatch of B samples with lr alpha (= ``Solver.dt``) for W and alpha alpha_p for Wp, weight decay
     eta / eta_p, optional SGD momentum mu (PyTorch convention, momentum on the gradient + weight decay; saved
     times then count alpha/(1 - mu) of ODE time per step, as in ``linsim.dynamics.discrete``), target
     EMA gamma_a = 1 - beta alpha/(1 - mu) applied after the online step (SimSiam: Wa = W). Gradients are
     ``jax.grad`` of the minibatch loss with ``stop_gradient`` on the target. Losses, per sample:
-      un-normalised  1/2 ||Wp W x1 - Wa x2||^2            (expectation = the ODE's J, sec 1.3)
+      un-normalised  1/2 ||Wp W x1 - Wa x2||^2            (expectation = the ODE's J)
       normalised     2 - 2 <y/|y|, z/|z|>,  y = Wp W x1, z = Wa x2   (BYOL's regression loss)
     ``symmetric=True`` averages the loss over both view orders (x1 -> x2 and x2 -> x1). Averaging (not the
     code's sum) keeps the un-normalised loss's time scale equal to the ODE's; the official code sums the
@@ -37,7 +37,8 @@ l2-normalised loss and predictor resets (use ``simulate_sgd``); the code's EMA-a
 
 Per-mode model: each mode j is its own scalar network (n = n1 = 1) fed by its own data coordinate
 (variance x_j, augmentation x'_j), so the noise never couples modes nor breaks alignment; the matrix model
-has that coupling. References: ../shared/theory/byol_simsiam_dynamics.md sections 1.3-1.6, 4.2, 10 item 10.
+has that coupling. References: Tian, Chen & Ganguli, ICML 2021 (Lemma 1;
+DirectPred, Eqs. 18-19); docs/predictors_and_noise.md (SGD, SDE, predictor rules).
 """
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ from linsim.loops import scan_saving
 
 
 def view_moment(cfg: Config) -> np.ndarray:
-    """S = E[z z^T] of the stacked views z = (x1, x2): [[X+X', X], [X, X+X']] (2n x 2n; sec 1.2), or per
+    """S = E[z z^T] of the stacked views z = (x1, x2): [[X+X', X], [X, X+X']] (2n x 2n; docs/theory_dynamics.md, the model), or per
     mode the 2 x 2 blocks [[x+x', x], [x, x+x']] (shape (m, 2, 2))."""
     if cfg.model == "modes":
         x, xp = cfg.stats.x, cfg.stats.xp
@@ -81,7 +82,7 @@ def _forward(y, x1, x2, model: str, variant: Variant, simsiam):
     W, Wp, Wa = y[kW], y[kP], y[kA]
     if variant.stop_grad:
         Wa = jax.lax.stop_gradient(jnp.where(simsiam, W, Wa))
-    else:  # gradient through the target branch with Wa = W (sec 2.2)
+    else:  # gradient through the target branch with Wa = W (Tian et al. 2021, Theorem 2)
         Wa = W
     if model == "matrix":
         f1 = x1 @ W.T
@@ -108,7 +109,7 @@ def minibatch_loss(y, x1, x2, *, model: str, variant: Variant, simsiam, normaliz
 
 def moment_loss(y, Z, *, model: str, variant: Variant, simsiam, symmetric=False):
     """The un-normalised per-sample loss as a linear function of Z = z z^T (z = (x1, x2)):
-    l = 1/2 tr(L Z L^T), L = [Wp W, -Wa]; l(theta, S) is the expected loss J (sec 1.3)."""
+    l = 1/2 tr(L Z L^T), L = [Wp W, -Wa]; l(theta, S) is the expected loss J (docs/theory_dynamics.md)."""
     kW, kP, kA = KEYS[model]
     W, Wp, Wa = y[kW], y[kP], y[kA]
     Wa = jax.lax.stop_gradient(jnp.where(simsiam, W, Wa)) if variant.stop_grad else W
@@ -126,7 +127,7 @@ def moment_loss(y, Z, *, model: str, variant: Variant, simsiam, symmetric=False)
 
 
 def _gradient_direction(g, y, args, model, variant):
-    """-grad per block, the predictor's scaled by alpha_p (its lr is alpha alpha_p; sec 1.5), symmetrised for
+    """-grad per block, the predictor's scaled by alpha_p (its lr is alpha alpha_p), symmetrised for
     the symmetric rule, zero when the predictor is removed."""
     kW, kP, _ = KEYS[model]
     if variant.predictor == "identity":
@@ -175,7 +176,7 @@ def _run_sgd(carry0, keys, args, Xh, Xph, dt, momentum, rho, eps, *, model, vari
         def step(carry):
             y, buf, F_hat, k = carry
             x1, x2 = _sample_views(jax.random.fold_in(key, k), batch, Xh, Xph, model)
-            if rule is not None:  # accumulate F_hat from the batch before the step (sec 4.2 order)
+            if rule is not None:  # accumulate F_hat from the batch before the step (the official trainer's order)
                 _, _, f1 = _forward(y, x1, x2, model, variant, simsiam)
                 _, _, f2 = _forward(y, x2, x1, model, variant, simsiam)
                 d = symmetrize(f1.T @ f2) / batch if model == "matrix" else jnp.mean(f1 * f2, axis=0)

@@ -19,6 +19,6 @@ class Variant(NamedTuple):
 
 
 def ema_parts(beta):
-    """Return (is_simsiam, finite_beta): beta = inf means Wa == W (SimSiam), section 1.5."""
+    """Return (is_simsiam, finite_beta): beta = inf means Wa == W (SimSiam; docs/theory_dynamics.md)."""
     simsiam = jnp.isinf(beta)
     return simsiam, jnp.where(simsiam, 0.0, beta)

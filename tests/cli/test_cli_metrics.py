@@ -12,7 +12,7 @@ from linsim import metrics as M
 from linsim.cli import app
 from linsim.io import output_names
 
-from shared_data import LI_AUC, LI_FILE, LI_KEYS, LI_PATH, LI_RANKME, needs_li  # noqa: F401
+from shared_data import LI_AUC, LI_FILE, LI_KEYS, LI_PATH, LI_RANKME  # noqa: F401
 
 runner = CliRunner()
 
@@ -21,7 +21,6 @@ def _run(*args: str):
     return runner.invoke(app, ["metrics", *map(str, args)])
 
 
-@needs_li
 def test_li2022_json_schema_and_values(tmp_path):
     out = tmp_path / "out"
     res = _run(LI_PATH, "--singular-values", "--json", "--out", out)
@@ -31,7 +30,7 @@ def test_li2022_json_schema_and_values(tmp_path):
     for row, auc in zip(rows, LI_AUC):
         assert {"name", "cev_auc", "rankme", "participation_ratio", "alpha_req", "dim", "n"} <= set(row)
         assert row["dim"] == 512 and row["n"] is None and row["std_normalized"] is None
-        assert abs(row["cev_auc"] - auc) <= 1e-4  # table rounded to 4 decimals (§8 item 12)
+        assert abs(row["cev_auc"] - auc) <= 1e-4  # table rounded to 4 decimals (docs/metrics.md)
         assert isinstance(row["rankme"], float) and isinstance(row["participation_ratio"], float)
     assert output_names(out) == ["metrics.json", "spectra.png"]
     record = json.loads((out / "metrics.json").read_text())
@@ -39,7 +38,6 @@ def test_li2022_json_schema_and_values(tmp_path):
     assert (out / "spectra.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@needs_li
 def test_li2022_table(tmp_path):
     res = _run(LI_PATH, "--singular-values", "--no-plot", "--out", tmp_path / "o")
     assert res.exit_code == 0, res.output

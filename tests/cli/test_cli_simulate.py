@@ -63,7 +63,7 @@ def test_simulate_above_eta_c_collapses_everything(tmp_path):
 
 
 def test_eta_zero_balance_residual_below_1e8(tmp_path):
-    # eta = 0: Wp^T Wp - alpha_p W W^T is conserved exactly (sec 2.1); rtol 1e-10 keeps the drift < 1e-8.
+    # eta = 0: Wp^T Wp - alpha_p W W^T is conserved exactly (Tian et al. 2021, Theorem 1); rtol 1e-10 keeps the drift < 1e-8.
     res = invoke("simulate", "--eta", 0, "--alpha-p", 2, "--model", "matrix", "--n", 5, "--n1", 4, "--t-max", 50,
                  "--rtol", 1e-11, "--atol", 1e-13, "--out", tmp_path / "r", "--json", "--no-plot")
     assert res.exit_code == 0, res.output
