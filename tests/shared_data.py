@@ -16,7 +16,3 @@ LI_RANKME = [465.3, 323.6, 186.6, 140.1, 161.4, 165.6]
 LI_PATH = Path(str(resources.files("linsim.data").joinpath("li2022", LI2022_FILE)))
 assert LI_PATH.is_file(), f"the shipped data file {LI_PATH} is missing: reinstall linsim"
 
-
-def needs_li(test):
-    """Kept for old imports: the data always ships with the package, so nothing is skipped."""
-    return test
