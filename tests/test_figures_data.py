@@ -199,3 +199,14 @@ def test_recipe_docstring_names_its_source(name):
     text = (REPO / "experiments" / f"{name}.py").read_text()
     first = text.split('"""')[1].strip().splitlines()[0]
     assert first and not first.startswith("Figure ")
+
+
+def test_sweep_eta_beta_collapses_exactly_beyond_the_critical_region():
+    d = load("sweep_eta_beta")
+    eta_c = ls.eta_critical(1.0, 0.5)
+    # from (0.1, 0.1) nothing collapses well below eta_c, everything beyond it (up to the slow beta = 0.01 edge)
+    assert not d["collapsed"][d["eta"] < 0.15].any()
+    assert d["collapsed"][d["eta"] > eta_c + 0.01].all()
+    # converged points end at p+
+    conv = d["converged"]
+    np.testing.assert_allclose(d["p_final"][conv], d["p_plus"][conv], rtol=0.01)
