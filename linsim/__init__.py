@@ -8,32 +8,45 @@ theory's invariants are checked to 1e-8 and beyond.
 >>> round(ls.fixed_points(0.04, alpha_p=1.0, sigma2=0.5).p_plus, 4)
 0.6239
 """
+import importlib as _importlib
+
 from linsim import _cache
-
-_cache.quiet_runtime_checks()  # before equinox is imported: compiled solvers become cacheable (see _cache)
-import jax as _jax  # noqa: E402
-
-_jax.config.update("jax_enable_x64", True)
-_cache.enable(_jax)  # persistent compilation cache in the user's cache directory
 
 __version__ = "0.1.0"
 
-from linsim.config import Config, Hyper, Init, Noise, Predictor, Solver, Stats  # noqa: E402
-from linsim.dynamics.matrix import matrix_field  # noqa: E402
-from linsim.dynamics.modes import (  # noqa: E402
-    collapses_eta0,
-    eta_critical,
-    fixed_points,
-    modes_field,
-    stability,
-    tau_ema,
-    time_between,
-)
-from linsim.dynamics.variant import Variant  # noqa: E402
-from linsim.errors import DivergenceError, LinsimError  # noqa: E402
-from linsim.dynamics.stochastic import Ensemble, simulate_ensemble, simulate_sde, simulate_sgd  # noqa: E402
-from linsim.solve import simulate  # noqa: E402
-from linsim.trajectory import Trajectory  # noqa: E402
+# Before JAX or equinox is imported (by whichever linsim module needs them): equinox's runtime checks in a
+# cacheable form, float64 and the persistent compilation cache (see linsim._cache). ``import linsim`` itself
+# stays cheap: the public names below are imported on first use, so ``linsim --help`` never loads JAX.
+_cache.quiet_runtime_checks()
+_cache.configure_jax()
+
+_API = {
+    "linsim.config": ("Config", "Hyper", "Init", "Noise", "Predictor", "Solver", "Stats"),
+    "linsim.dynamics.matrix": ("matrix_field",),
+    "linsim.dynamics.modes": ("collapses_eta0", "eta_critical", "fixed_points", "modes_field", "stability",
+                              "tau_ema", "time_between"),
+    "linsim.dynamics.variant": ("Variant",),
+    "linsim.errors": ("DivergenceError", "LinsimError"),
+    "linsim.dynamics.stochastic": ("Ensemble", "simulate_ensemble", "simulate_sde", "simulate_sgd"),
+    "linsim.solve": ("simulate",),
+    "linsim.trajectory": ("Trajectory",),
+}
+_WHERE = {name: module for module, names in _API.items() for name in names}
+
+
+def __getattr__(name: str):
+    """The public API, imported on first use (PEP 562)."""
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'linsim' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_WHERE])
+
 
 __all__ = [
     "Config", "Hyper", "Init", "Solver", "Stats", "Noise", "Predictor", "Variant", "Trajectory", "Ensemble",

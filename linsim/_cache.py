@@ -19,6 +19,7 @@ run, never as a result.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 _OFF = ("", "0", "off", "none", "false")
@@ -52,3 +53,25 @@ def enable(jax) -> Path | None:
     jax.config.update("jax_compilation_cache_dir", str(folder))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)  # every solver, not trivia
     return folder
+
+
+def configure_jax() -> None:
+    """float64 and the compilation cache for JAX, without importing it: through JAX's environment variables
+    (read when jax is imported) if it is not imported yet, else through ``jax.config``."""
+    jax = sys.modules.get("jax")
+    if jax is not None and hasattr(jax, "config"):
+        jax.config.update("jax_enable_x64", True)
+        enable(jax)
+        return
+    os.environ["JAX_ENABLE_X64"] = "1"
+    folder = cache_dir()
+    if folder is None or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not os.access(folder, os.W_OK):
+            return
+    except OSError:
+        return
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(folder)
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.05")

@@ -43,13 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 import linsim  # noqa: F401  (float64)
-from linsim.dynamics.variant import Variant
-from linsim.sweep_solver import solve_modes_points
 from linsim.errors import LinsimError
 from linsim.io import atomic_savez, atomic_write_json, to_jsonable
 from linsim.theory import invariants as inv
@@ -331,6 +327,8 @@ def chunk_layout(spec: SweepSpec, chunk_size: int) -> list[np.ndarray]:
 def parallel_chunks(spec: SweepSpec) -> int:
     """How many chunks run at once locally: one per JAX device (pmap), else one per available CPU core
     (threads; a per-mode chunk solve runs on one core). The matrix model runs one chunk at a time."""
+    import jax  # JAX is imported where a sweep is solved, so specs and grid errors stay cheap
+
     if spec.model != "modes":
         return 1
     ndev = len(jax.local_devices())
@@ -347,6 +345,10 @@ def parallel_chunks(spec: SweepSpec) -> int:
 
 @functools.lru_cache(maxsize=None)
 def _pmapped(slots: int, max_steps: int):
+    import jax
+
+    from linsim.sweep_solver import solve_modes_points
+
     f = functools.partial(solve_modes_points, slots=slots, max_steps=max_steps)
     return jax.pmap(f, in_axes=(0, 0, 0, None, None, None, None, None))
 
@@ -415,6 +417,10 @@ _MODE_KEYS = (*QUANTITIES, "steps")
 
 def _solve_modes_chunks(spec: SweepSpec, idx_list: list[np.ndarray], size: int) -> list[dict]:
     """Solve several padded chunks at once: under pmap with several local devices, else in threads."""
+    import jax
+
+    from linsim.sweep_solver import solve_modes_points
+
     consts = (spec.t_max, spec.rtol, spec.atol, DIVERGENCE_BOUND, spec.collapse_threshold)
     inputs = [_mode_inputs(spec, idx, size) for idx in idx_list]
     slots = min(SLOTS, size)
@@ -439,6 +445,10 @@ def _solve_modes_chunks(spec: SweepSpec, idx_list: list[np.ndarray], size: int) 
 
 def _solve_matrix_chunk(spec: SweepSpec, idx: np.ndarray, size: int) -> dict:
     """Matrix model: vmap of linsim.solve.solve_adaptive over grid points sharing one seeded init."""
+    import jax
+    import jax.numpy as jnp
+
+    from linsim.dynamics.variant import Variant
     from linsim.config import Config, Hyper, Init, Stats
     from linsim.initial import initial_state
     from linsim.solve import solve_adaptive
@@ -696,6 +706,12 @@ def _check_chunk(path: Path, idx: np.ndarray, model: str) -> bool:
     return True
 
 
+def _local_devices() -> int:
+    import jax
+
+    return len(jax.local_devices())
+
+
 def _threaded(spec: SweepSpec, chunks: list[np.ndarray], todo: list[int], size: int,
               save: Callable[[int, dict], None]) -> None:
     """Per-mode chunks on a pool of one thread per core (a chunk solve runs on one core and releases the
@@ -794,7 +810,7 @@ def _run_locked(spec: SweepSpec, out: Path, cs: int, resuming: bool, progress: b
             futs = {client.submit(_chunk_task, spec, chunks[i], size, pure=False): i for i in todo}
             for fut in as_completed(list(futs)):
                 save(futs[fut], fut.result())
-        elif spec.model == "modes" and len(jax.local_devices()) == 1 and parallel_chunks(spec) > 1:
+        elif spec.model == "modes" and _local_devices() == 1 and parallel_chunks(spec) > 1:
             _threaded(spec, chunks, todo, size, save)
         else:
             at_once = parallel_chunks(spec)
@@ -863,7 +879,7 @@ def sweep(axes: Mapping[str, Any], out_dir: str | Path, **kwargs: Any) -> SweepR
 
 
 __all__ = ["SweepSpec", "SweepResult", "parse_grid", "run_sweep", "sweep", "default_chunk_size",
-           "compute_chunks", "solve_modes_points", "p_plus", "DEFAULTS", "QUANTITIES"]
+           "compute_chunks", "p_plus", "DEFAULTS", "QUANTITIES"]
 
 
 if __name__ == "__main__":  # pragma: no cover

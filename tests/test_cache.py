@@ -13,15 +13,17 @@ import linsim as ls
 from linsim import _cache
 
 SCRIPT = r"""
-import os, sys, jax, numpy as np
+import os, sys
 import linsim as ls
-print(os.environ.get("EQX_ON_ERROR"), jax.config.jax_compilation_cache_dir)
+import jax
+print(os.environ.get("EQX_ON_ERROR"), jax.config.jax_compilation_cache_dir, jax.config.jax_enable_x64)
 ls.simulate(ls.Config(stats=ls.Stats.isotropic(2, 0.5), solver=ls.Solver(t_max=5.0, n_save=3)))
 """
 
 
 def _run(env_extra: dict) -> str:
-    env = {k: v for k, v in os.environ.items() if k not in ("EQX_ON_ERROR", "LINSIM_CACHE_DIR")}
+    drop = ("EQX_ON_ERROR", "LINSIM_CACHE_DIR", "JAX_COMPILATION_CACHE_DIR", "JAX_ENABLE_X64")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(env_extra, JAX_PLATFORMS="cpu")
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
@@ -31,14 +33,14 @@ def _run(env_extra: dict) -> str:
 def test_the_solver_is_written_to_the_cache(tmp_path):
     folder = tmp_path / "cache"
     line = _run({"LINSIM_CACHE_DIR": str(folder)})
-    assert line == f"nan {folder}"
+    assert line == f"nan {folder} True"
     names = [p.name for p in folder.iterdir()]
     # with equinox's default host-callback checks JAX refuses to write this entry
     assert any(n.startswith("jit_solve_adaptive") for n in names), names
 
 
 def test_user_settings_win(tmp_path):
-    assert _run({"LINSIM_CACHE_DIR": "off", "EQX_ON_ERROR": "raise"}) == "raise None"
+    assert _run({"LINSIM_CACHE_DIR": "off", "EQX_ON_ERROR": "raise"}) == "raise None True"
 
 
 def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
@@ -55,3 +57,11 @@ def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
 def test_bad_save_times_are_refused_on_the_host(ts):
     with pytest.raises(ls.LinsimError, match="ts must"):
         ls.simulate(ls.Config(stats=ls.Stats.isotropic(2, 0.5)), ts=ts)
+
+
+def test_import_linsim_is_light_and_help_needs_no_jax():
+    # ``import linsim`` and ``linsim --help`` must not load JAX (cold start); float64 is still on once it is
+    code = ("import sys, linsim, linsim.cli; assert 'jax' not in sys.modules, 'jax imported';"
+            "import jax.numpy as jnp; assert jnp.ones(1).dtype == jnp.float64; print('ok')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr

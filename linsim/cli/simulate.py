@@ -21,11 +21,13 @@ OUTPUTS = ("config.json", "summary.json", "trajectory.npz", "ensemble.npz", "run
 
 def build_config(
     *, model: str, n: int, n1: Optional[int], eta: float, eta_p: Optional[float], beta: float, alpha_p: float,
-    sigma2: float, stop_grad: bool, predictor: str, t_max: float, n_save: int, solver: str, rtol: float,
+    sigma2: float, stop_grad: bool, predictor: str, t_max: float, n_save: Optional[int], solver: str, rtol: float,
     atol: float, dt: float, init_scale: float, seed: int, balanced: bool, target: str,
     stats_file: Optional[Path] = None,
 ) -> Config:
     """Assemble and validate a Config from CLI values (raises LinsimError on the first mistake)."""
+    from linsim.solve import default_n_save
+
     hyper = Hyper(eta=eta, eta_p=eta_p, beta=beta, alpha_p=alpha_p, stop_grad=stop_grad, predictor=predictor)
     if n < 1:
         raise LinsimError(f"n must be >= 1, got {n}")
@@ -36,7 +38,8 @@ def build_config(
         hyper=hyper,
         stats=stats,
         init=Init(scale=init_scale, seed=seed, balanced=balanced, target=target),
-        solver=Solver(t_max=t_max, n_save=n_save, method=solver, rtol=rtol, atol=atol, dt=dt),
+        solver=Solver(t_max=t_max, n_save=default_n_save(model, stats.n, n1) if n_save is None else n_save,
+                      method=solver, rtol=rtol, atol=atol, dt=dt),
     )
 
 
@@ -145,7 +148,7 @@ def simulate(
     n: int = typer.Option(8, help="input dimension; for --model modes the number of modes (one per input dimension)"),
     n1: Optional[int] = typer.Option(None, help="output dimension of W, --model matrix only (the per-mode model refuses it) [default: n]"),
     t_max: float = typer.Option(300.0, "--t-max", help="integration time (units of the online learning rate)"),
-    n_save: int = typer.Option(301, "--n-save", help="number of saved time points"),
+    n_save: Optional[int] = typer.Option(None, "--n-save", help="number of saved time points [default 301; the matrix model keeps at most ~64 MB of states, e.g. 51 at n = 256]"),
     init_scale: float = typer.Option(0.5, "--init-scale", help="scale of the random initialisation"),
     seed: int = typer.Option(0, help="random seed of the initialisation"),
     balanced: bool = typer.Option(False, help="balanced init Wp^T Wp = alpha_p W W^T (all modes on s = p^2/alpha_p)"),

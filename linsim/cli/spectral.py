@@ -10,7 +10,6 @@ import typer
 from linsim.cli._app import app, check_out, cli_command, default_out
 from linsim.errors import LinsimError
 from linsim.metrics import rankme
-from linsim.spectral.compare import probe_accuracy, solve
 
 METHODS = ("vicreg", "simclr", "barlow", "spectral-contrastive")
 GRAPHS = ("label", "two-view", "knn", "nuisance")
@@ -168,6 +167,8 @@ def spectral(
         "classes": classes, "n_per_class": n_per_class, "input_dim": input_dim, "gd_starts": gd_starts,
         "certify_starts": certify_starts, "seed": seed,
     }
+    from linsim.spectral.compare import probe_accuracy, solve  # JAX and scipy: imported on use only
+
     sol = solve(method, X, y, G, dim, alpha, beta, gamma, lambd, tau, gd_starts, seed, n_starts=certify_starts)
     Z, gd, closed = sol.Z, sol.gd, sol.closed_form_loss
     summary = {
