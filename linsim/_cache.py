@@ -4,7 +4,10 @@ in a form that lets compiled solvers be cached.
 Cache. Compiled XLA executables are stored under ``$LINSIM_CACHE_DIR`` (default
 ``$XDG_CACHE_HOME/linsim/jax``, i.e. ``~/.cache/linsim/jax``), so a second run with the same shapes skips
 compilation (tracing still runs). ``LINSIM_CACHE_DIR=off`` turns it off; a cache directory the user already
-gave JAX (``jax_compilation_cache_dir``) is left alone; an unwritable directory just means no cache.
+gave JAX (``JAX_COMPILATION_CACHE_DIR`` or ``jax_compilation_cache_dir``) is left alone; an unwritable
+directory just means no cache. ``import linsim`` does not import JAX: when JAX is not imported yet, float64
+and the cache are set through JAX's environment variables (``JAX_ENABLE_X64``, ``JAX_COMPILATION_CACHE_DIR``),
+which JAX reads when it is imported; otherwise through ``jax.config``.
 
 Runtime checks. JAX does not write a persistent cache entry for a program with host callbacks, and equinox's
 runtime checks (``eqx.error_if``, used by diffrax to check its arguments) are host callbacks under the
