@@ -471,3 +471,20 @@ class Config:
             predictor=Predictor(**d.get("predictor", {})),
             noise=Noise(**d.get("noise", {})),
         )
+
+
+MATRIX_SAVE_BUDGET = 64 << 20  # bytes of saved float64 states that a default matrix-model run keeps
+
+
+def default_n_save(model: str, n: int, n1: int | None = None) -> int:
+    """Saved times when none are asked for: 301, or for the matrix model as many as fit
+    :data:`MATRIX_SAVE_BUDGET` (W, Wa: n1 x n, Wp: n1 x n1 per save), between 51 and 301.
+
+    >>> default_n_save("modes", 256), default_n_save("matrix", 64), default_n_save("matrix", 256)
+    (301, 301, 51)
+    """
+    if model != "matrix":
+        return 301
+    m = n if n1 is None else n1
+    per_save = 8 * m * (2 * n + m)
+    return int(min(301, max(51, MATRIX_SAVE_BUDGET // per_save)))

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from linsim.config import Config
+from linsim.config import MATRIX_SAVE_BUDGET, Config, default_n_save  # noqa: F401  (re-exported)
 from linsim.dynamics.matrix import field_args, matrix_field
 from linsim.dynamics.modes import modes_field
 from linsim.dynamics.variant import Variant
@@ -96,23 +96,6 @@ def solve_euler(y0, args, dt, *, model, variant, n_save, save_every):
         return jax.tree_util.tree_map(lambda a, b: a + dt * b, y, field(0.0, y, args, variant))
 
     return scan_saving(step, y0, n_save - 1, save_every)
-
-
-MATRIX_SAVE_BUDGET = 64 << 20  # bytes of saved float64 states that a default matrix-model run keeps
-
-
-def default_n_save(model: str, n: int, n1: int | None = None) -> int:
-    """Saved times when none are asked for: 301, or for the matrix model as many as fit
-    :data:`MATRIX_SAVE_BUDGET` (W, Wa: n1 x n, Wp: n1 x n1 per save), between 51 and 301.
-
-    >>> default_n_save("modes", 256), default_n_save("matrix", 64), default_n_save("matrix", 256)
-    (301, 301, 51)
-    """
-    if model != "matrix":
-        return 301
-    m = n if n1 is None else n1
-    per_save = 8 * m * (2 * n + m)
-    return int(min(301, max(51, MATRIX_SAVE_BUDGET // per_save)))
 
 
 def euler_grid(t_max: float, dt: float, n_save: int) -> tuple[int, int]:

@@ -9,7 +9,7 @@ import typer
 
 from linsim.cli._app import app, check_out, choices, cli_command, default_out, finish
 from linsim.config import (DIRECTCOPY_NORMS, DIRECTPRED_FORMS, MODELS, NOISE_KINDS, PREDICTORS, SOLVERS, Config, Hyper,
-                           Init, Solver, Stats)
+                           Init, Solver, Stats, default_n_save)
 from linsim.errors import LinsimError
 from linsim.io import atomic_dir, dumps, output_names
 
@@ -26,8 +26,6 @@ def build_config(
     stats_file: Optional[Path] = None,
 ) -> Config:
     """Assemble and validate a Config from CLI values (raises LinsimError on the first mistake)."""
-    from linsim.solve import default_n_save
-
     hyper = Hyper(eta=eta, eta_p=eta_p, beta=beta, alpha_p=alpha_p, stop_grad=stop_grad, predictor=predictor)
     if n < 1:
         raise LinsimError(f"n must be >= 1, got {n}")
