@@ -76,7 +76,7 @@ class TrainConfig:
     dataset: str = "builtin"
     data_dir: str | None = None
     epochs: int = 8
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 0.05
     momentum: float = 0.9
     wd: float = 4e-4

@@ -114,6 +114,7 @@ def test_recipes_of_the_original_experiments():
     assert s.mean == (0.0, 0.0, 0.0) and s.std == (1.0, 1.0, 1.0)
     assert recipe("stl10", 48).blur_kernel == 5 and recipe("stl10", 48).blur_sigma == (0.05, 1.0)
     assert recipe("digits", 32).flip_p == 0.0 and recipe("npz", 32).mean == (0.5, 0.5, 0.5)
+    assert recipe("builtin", 32).crop_scale == (0.3, 1.0) and recipe("npz", 32).crop_scale == (0.08, 1.0)
     assert hash(c) == hash(recipe("cifar10", 32))  # hashable, a static jit argument
     with pytest.raises(LinsimError, match="no augmentation recipe"):
         recipe("imagenet", 224)

@@ -50,7 +50,8 @@ def test_loss_finite_and_decreasing(byol_runs):
     recs = [r for r in _records(byol_runs[0]) if r["kind"] == "epoch"]
     assert [r["epoch"] for r in recs] == [0, 1, 2]
     losses = [r["loss"] for r in recs]
-    assert all(math.isfinite(x) and 0.0 <= x <= 4.0 for x in losses)  # 2 - 2cos per direction, 2 directions
+    # 2 - 2cos in [0, 4] per direction, 2 directions summed: [0, 8] (at init cos ~ 0, so ~4 either side)
+    assert all(math.isfinite(x) and 0.0 <= x <= 8.0 for x in losses)
     # at init q and z' are unrelated (loss near 2 + 2 = 4); training aligns them
     assert losses[2] < losses[0] - 0.5
 
