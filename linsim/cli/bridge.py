@@ -52,7 +52,7 @@ def train_cmd(
     proj_hidden: Optional[int] = typer.Option(None, "--proj-hidden", help="projector hidden width [default: 128 for resnet-tiny, 512 for resnet18]"),
     proj_dim: Optional[int] = typer.Option(None, "--proj-dim", help="projector output size d = predictor size [default: 32 for resnet-tiny, 128 for resnet18]"),
     views: Optional[int] = typer.Option(None, help="augmented views per image, m >= 2 " + _d("views")),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="side of the augmented views in pixels " + _d("image_size")),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="side of the augmented views in pixels [default: 96 for stl10, else 32]"),
     seed: Optional[int] = typer.Option(None, help="seed of initialisation, batches and augmentations " + _d("seed")),
     optimizer: Optional[str] = typer.Option(None, help="sgd | lars " + _d("optimizer")),
     schedule: Optional[str] = typer.Option(None, help="constant | cosine learning rate " + _d("schedule")),
@@ -61,6 +61,9 @@ def train_cmd(
     rho: Optional[float] = typer.Option(None, help="EMA factor of the correlation estimate F_hat " + _d("rho")),
     eps: Optional[float] = typer.Option(None, help="DirectPred/DirectCopy epsilon [default: 0.01 / 0.3]"),
     eval_size: Optional[int] = typer.Option(None, "--eval-size", help="images of the fixed evaluation subset " + _d("eval_size")),
+    probe_train: Optional[int] = typer.Option(None, "--probe-train", help="labelled training images of the kNN/linear probe (0 = no probe) " + _d("probe_train")),
+    probe_test: Optional[int] = typer.Option(None, "--probe-test", help="test images of the kNN/linear probe " + _d("probe_test")),
+    collapse_rankme: Optional[float] = typer.Option(None, "--collapse-rankme", help="projector RankMe below this counts as collapse " + _d("collapse_rankme")),
     log_every: Optional[int] = typer.Option(None, "--log-every", help="also log every N steps (0 = per epoch only) " + _d("log_every")),
     precision: Optional[str] = typer.Option(None, help="auto (bf16 on GPU, f32 on CPU) | f32 | bf16 " + _d("precision")),
     stop_on_collapse: bool = typer.Option(False, "--stop-on-collapse", help="stop when the projector output collapses"),
@@ -80,6 +83,7 @@ def train_cmd(
         "pred_lr_ratio": pred_lr_ratio, "predictor": predictor, "arch": arch, "width": width, "proj_hidden": proj_hidden, "proj_dim": proj_dim, "views": views,
         "image_size": image_size, "seed": seed, "optimizer": optimizer, "schedule": schedule, "freq": freq,
         "rho": rho, "eps": eps, "eval_size": eval_size, "log_every": log_every, "precision": precision,
+        "probe_train": probe_train, "probe_test": probe_test, "collapse_rankme": collapse_rankme,
     }
     given = {k: v for k, v in given.items() if v is not None}
     if no_stop_grad:
@@ -93,6 +97,8 @@ def train_cmd(
         saved, _ = read_config(out)
         cfg = saved.replace(**given)
     else:
+        if given.get("dataset") == "stl10" and "image_size" not in given:
+            given["image_size"] = 96  # STL-10's native size (the original recipe crops 96 x 96 views)
         cfg = TrainConfig(**given)
     if data_dir is not None and not data_dir.exists():
         raise LinsimError(f"--data-dir {data_dir} does not exist")

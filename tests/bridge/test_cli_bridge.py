@@ -129,3 +129,26 @@ def test_show_bad_folder_exits_2(tmp_path):
 def test_non_numeric_flag_exits_2():
     res = invoke("train", "--epochs", "many")
     assert res.exit_code == 2
+
+
+def test_cli_flags_reach_the_config(tmp_path, monkeypatch):
+    """--probe-train/--probe-test/--collapse-rankme reach TrainConfig, and stl10 defaults to its native 96 px."""
+    import linsim.bridge.train as T
+
+    seen = {}
+
+    def fake_train(cfg, out, **kw):
+        seen["cfg"] = cfg
+        raise KeyboardInterrupt  # stop before any work; the CLI turns this into exit 130
+
+    monkeypatch.setattr(T, "train", fake_train)
+    monkeypatch.chdir(tmp_path)
+    res = invoke("train", "--probe-train", 100, "--probe-test", 50, "--collapse-rankme", 2.5, "--quiet")
+    assert res.exit_code == 130, res.output
+    cfg = seen["cfg"]
+    assert (cfg.probe_train, cfg.probe_test, cfg.collapse_rankme, cfg.image_size) == (100, 50, 2.5, 32)
+    (tmp_path / "stl").mkdir()
+    res = invoke("train", "--dataset", "stl10", "--data-dir", tmp_path / "stl", "--quiet")
+    assert res.exit_code == 130 and seen["cfg"].image_size == 96
+    res = invoke("train", "--dataset", "stl10", "--data-dir", tmp_path / "stl", "--image-size", 64, "--quiet")
+    assert res.exit_code == 130 and seen["cfg"].image_size == 64
