@@ -114,6 +114,16 @@ def train_run(run: Run, runs_dir: Path, data, *, resume: bool = False) -> tuple[
     return summary, records, time.perf_counter() - t0
 
 
+def train_all(runs: list[Run], runs_dir: str | Path | None, data, *, stats: bool = False):
+    """Train every run in a :class:`RunsDir` one after the other: returns the list of (run, summary, records,
+    seconds) from :func:`train_run` and, with ``stats``, (x, x') of the first run's initial network
+    (:func:`init_stats`), else None."""
+    with RunsDir(runs_dir) as rd:
+        results = [(r, *train_run(r, rd, data)) for r in runs]
+        xs = init_stats(rd / runs[0].name, data) if stats else None
+    return results, xs
+
+
 def epoch_records(records: list[dict]) -> list[dict]:
     """The end-of-epoch records (epoch 0 = before training) of a run's metrics."""
     return [r for r in records if r.get("kind") == "epoch"]
@@ -309,6 +319,6 @@ def report(name: str, size: str, prediction: str, outcome: str, verdict: str, se
 
 
 __all__ = ["SIZES", "BASE", "N_PRETRAIN", "LEARN_MARGIN", "Run", "base_config", "load_data", "with_pretrain",
-           "train_run", "epoch_records", "init_stats", "theory_params", "mode_ode", "n_collapsed",
+           "train_run", "train_all", "epoch_records", "init_stats", "theory_params", "mode_ode", "n_collapsed",
            "n_collapsed_vs_init", "spearman", "learned", "held", "fmt", "csv_text", "markdown_table",
            "write_outputs", "caption", "RunsDir", "cpu_speedups", "main", "report"]

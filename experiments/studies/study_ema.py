@@ -66,17 +66,12 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
     t0 = time.perf_counter()
     runs_ = plan(size, data_dir)
     data = S.load_data(size, data_dir)
-    results = []
-    with S.RunsDir(runs) as rd:
-        for r in runs_:
-            _, recs, sec = S.train_run(r, rd, data)
-            results.append((r, recs, sec))
-        x, xp = S.init_stats(rd / runs_[0].name, data)
+    results, (x, xp) = S.train_all(runs_, runs, data, stats=True)
     top = int(np.argmax(x))
     xm, xpm = float(x[top]), float(xp[top])
     table, traj = [], {}
     end_ref = None
-    for r, recs, sec in results:
+    for r, _, recs, sec in results:
         recs = sorted(recs, key=lambda q: q["step"])
         steps = [q["step"] for q in recs]
         spec = np.asarray([q["wp_sym_eig"] for q in recs], float)
@@ -86,7 +81,7 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
         traj[r.value] = (steps, spec, np.asarray(tr.ts) / tp.time_per_step, np.asarray(tr.p)[:, 0])
     tgt_real = {f: common_target([v[1] for v in traj.values()], f) for f in FRACS}
     tgt_ode = {f: common_target([v[3][:, None] for v in traj.values()], f) for f in FRACS}
-    for r, recs, sec in results:
+    for r, _, recs, sec in results:
         steps, spec, ode_steps, pth = traj[r.value]
         last = S.epoch_records(recs)[-1]
         tp = S.theory_params(r.cfg)

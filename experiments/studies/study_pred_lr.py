@@ -67,12 +67,8 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
     t0 = time.perf_counter()
     runs_ = plan(size, data_dir)
     data = S.load_data(size, data_dir)
-    results = []
-    with S.RunsDir(runs) as rd:
-        for r in runs_:
-            _, recs, sec = S.train_run(r, rd, data)
-            results.append((r, S.epoch_records(recs), sec))
-        x, xp = S.init_stats(rd / runs_[0].name, data)
+    trained, (x, xp) = S.train_all(runs_, runs, data, stats=True)
+    results = [(r, S.epoch_records(recs), sec) for r, _, recs, sec in trained]
     table = []
     for r, ep, sec in results:
         tp = S.theory_params(r.cfg)

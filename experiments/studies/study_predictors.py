@@ -43,16 +43,15 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
     runs_ = plan(size, data_dir)
     data = S.load_data(size, data_dir)
     table, curves = [], {}
-    with S.RunsDir(runs) as rd:
-        for r in runs_:
-            summary, recs, sec = S.train_run(r, rd, data)
-            ep = S.epoch_records(recs)
-            curves[r.value] = ep
-            last = ep[-1]
-            table.append({"predictor": r.value, "probe_acc": last["probe_acc"], "knn_acc": last["knn_acc"],
-                          "probe_acc_init": ep[0]["probe_acc"], "proj_rankme": last["proj_rankme"],
-                          "backbone_cev_auc": last["backbone_cev_auc"], "collapsed": last["collapsed"],
-                          "status": summary["status"], "epochs": last["epoch"], "seconds": round(sec, 1)})
+    results, _ = S.train_all(runs_, runs, data)
+    for r, summary, recs, sec in results:
+        ep = S.epoch_records(recs)
+        curves[r.value] = ep
+        last = ep[-1]
+        table.append({"predictor": r.value, "probe_acc": last["probe_acc"], "knn_acc": last["knn_acc"],
+                      "probe_acc_init": ep[0]["probe_acc"], "proj_rankme": last["proj_rankme"],
+                      "backbone_cev_auc": last["backbone_cev_auc"], "collapsed": last["collapsed"],
+                      "status": summary["status"], "epochs": last["epoch"], "seconds": round(sec, 1)})
     acc = {t["predictor"]: t["probe_acc"] for t in table}
     rank = {t["predictor"]: t["proj_rankme"] for t in table}
     ok = S.learned(acc.values(), table[0]["probe_acc_init"])  # else accuracy comparisons are noise: undecided

@@ -52,20 +52,19 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
     data = S.load_data(size, data_dir)
     n = data.pretrain.shape[0]
     table, curves = [], {}
-    with S.RunsDir(runs) as rd:
-        for r in runs_:
-            summary, recs, sec = S.train_run(r, rd, data)
-            ep = S.epoch_records(recs)
-            curves[r.value] = ep
-            init_probe = ep[0]["probe_acc"]
-            last = ep[-1]
-            c = r.cfg
-            table.append({"views": r.value, "batch_images": c.batch_size, "epochs": c.epochs,
-                          "steps": last["step"], "view_evaluations": last["step"] * c.batch_size * r.value,
-                          "images_seen": last["step"] * c.batch_size, "probe_acc": last["probe_acc"],
-                          "knn_acc": last["knn_acc"], "proj_rankme": last["proj_rankme"],
-                          "backbone_cev_auc": last["backbone_cev_auc"], "probe_acc_init": ep[0]["probe_acc"],
-                          "seconds": round(sec, 1)})
+    results, _ = S.train_all(runs_, runs, data)
+    for r, _, recs, sec in results:
+        ep = S.epoch_records(recs)
+        curves[r.value] = ep
+        init_probe = ep[0]["probe_acc"]
+        last = ep[-1]
+        c = r.cfg
+        table.append({"views": r.value, "batch_images": c.batch_size, "epochs": c.epochs,
+                      "steps": last["step"], "view_evaluations": last["step"] * c.batch_size * r.value,
+                      "images_seen": last["step"] * c.batch_size, "probe_acc": last["probe_acc"],
+                      "knn_acc": last["knn_acc"], "proj_rankme": last["proj_rankme"],
+                      "backbone_cev_auc": last["backbone_cev_auc"], "probe_acc_init": ep[0]["probe_acc"],
+                      "seconds": round(sec, 1)})
     base = table[0]
     ok = S.learned([t["probe_acc"] for t in table], init_probe)  # else accuracy comparisons are noise: undecided
     checks = [(f"m = {t['views']} probe >= m = 2 probe - 0.02",

@@ -52,14 +52,11 @@ def make(out: Path, size: str = "small", *, data_dir: str | None = None, runs: P
     runs_ = plan(size, data_dir)
     data = S.load_data(size, data_dir)
     rows, curves = [], {}
-    with S.RunsDir(runs) as rd:
-        for r in runs_:
-            summary, recs, sec = S.train_run(r, rd, data)
-            ep = S.epoch_records(recs)
-            curves[r.value] = ep
-            tp = S.theory_params(r.cfg)
-            rows.append({"wd": r.value, "eta": tp.eta, "_ep": ep, "seconds": sec})
-        x, xp = S.init_stats(rd / runs_[0].name, data)
+    results, (x, xp) = S.train_all(runs_, runs, data, stats=True)
+    for r, _, recs, sec in results:
+        ep = S.epoch_records(recs)
+        curves[r.value] = ep
+        rows.append({"wd": r.value, "eta": S.theory_params(r.cfg).eta, "_ep": ep, "seconds": sec})
     from linsim.mapping import mode_fates
 
     eta_c = np.sort([f["eta_c"] for f in mode_fates(S.theory_params(runs_[0].cfg), x, xp)])
