@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -106,6 +107,11 @@ def check_out(out: Path, force: bool, command: str = "run", owned: Iterable[str]
     from linsim.io import prepare_out
 
     prepare_out(out, force, command, owned)
+
+
+def fmt_value(x: Any, spec: str = ".4g") -> str:
+    """``format(x, spec)`` for a table cell; None or NaN prints as ``-``."""
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
 def main() -> None:

@@ -2,18 +2,13 @@
 measured spectra the predicted fate of every mode (``linsim.mapping``; docs/mapping.md)."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from linsim.cli._app import app, cli_command
+from linsim.cli._app import app, cli_command, fmt_value
 from linsim.io import dumps
-
-
-def _f(v, spec=".4g") -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
 @app.command("map")
@@ -69,11 +64,11 @@ def map_cmd(
     typer.echo(f"eta     = {tp.eta:.6g}   weight decay of W per unit time (wd / g)")
     typer.echo(f"eta_p   = {tp.eta_p_value:.6g}   weight decay of Wp per unit time (alpha_p wd_p / g)")
     typer.echo(f"alpha_p = {tp.alpha_p:.6g}   predictor learning-rate ratio (lr_p / lr)")
-    typer.echo(f"beta    = {_f(tp.beta, '.6g')}   EMA rate (1 - m) / alpha, without momentum (inf = SimSiam)")
+    typer.echo(f"beta    = {fmt_value(tp.beta, '.6g')}   EMA rate (1 - m) / alpha, without momentum (inf = SimSiam)")
     typer.echo(f"momentum {tp.momentum:g}: ODE time per step alpha/(1-mu) = {tp.time_per_step:.6g}; "
-               f"EMA rate per unit ODE time beta (1-mu) = {_f(tp.beta_ode, '.6g')} (linsim's --beta)")
+               f"EMA rate per unit ODE time beta (1-mu) = {fmt_value(tp.beta_ode, '.6g')} (linsim's --beta)")
     typer.echo(f"simulate: linsim simulate --eta {tp.eta:.6g} --eta-p {tp.eta_p_value:.6g} --alpha-p {tp.alpha_p:.6g} "
-               f"--beta {_f(tp.beta_ode, '.6g')} --solver euler --dt {tp.alpha:.6g}"
+               f"--beta {fmt_value(tp.beta_ode, '.6g')} --solver euler --dt {tp.alpha:.6g}"
                + (f" --momentum {tp.momentum:g}" if tp.momentum else ""))
     if fates is None:
         return
@@ -83,9 +78,9 @@ def map_cmd(
     typer.echo(f"{'mode':>4} {'x':>9} {'xp':>9} {'eta_c':>9} {'p+':>9} {'p-':>9} {'relax t':>9} {'steps':>9}"
                + (f" {'epochs':>9}" if ep else "") + "  fate")
     for f in fates:
-        typer.echo(f"{f['mode']:>4} {f['x']:>9.4g} {f['xp']:>9.4g} {f['eta_c']:>9.4g} {_f(f['p_plus']):>9} "
-                   f"{_f(f['p_minus']):>9} {_f(f['relax_time']):>9} {_f(f['relax_steps']):>9}"
-                   + (f" {_f(f['relax_epochs']):>9}" if ep else "") + f"  {f['fate']}"
+        typer.echo(f"{f['mode']:>4} {f['x']:>9.4g} {f['xp']:>9.4g} {f['eta_c']:>9.4g} {fmt_value(f['p_plus']):>9} "
+                   f"{fmt_value(f['p_minus']):>9} {fmt_value(f['relax_time']):>9} {fmt_value(f['relax_steps']):>9}"
+                   + (f" {fmt_value(f['relax_epochs']):>9}" if ep else "") + f"  {f['fate']}"
                    + ("" if f["step_stable"] in (None, True) else " [discrete step unstable at p+]"))
     typer.echo(f"{result['n_predicted_collapsed']}/{len(fates)} modes predicted to collapse from any start (eta = {tp.eta:.4g}); "
                "relax t: 1/(slowest decay rate at p+) in ODE time, steps = relax t / (alpha/(1-mu))")

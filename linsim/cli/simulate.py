@@ -1,13 +1,12 @@
 """`linsim simulate` (one run: table, files, plot) and `linsim fixed-points` (the analytic picture)."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from linsim.cli._app import app, check_out, choices, cli_command, default_out, finish
+from linsim.cli._app import app, check_out, choices, cli_command, default_out, finish, fmt_value
 from linsim.config import (DIRECTCOPY_NORMS, DIRECTPRED_FORMS, MODELS, NOISE_KINDS, PREDICTORS, SOLVERS, Config, Hyper,
                            Init, Solver, Stats, default_n_save)
 from linsim.errors import LinsimError
@@ -75,23 +74,19 @@ def load_init(path: Path) -> dict:
         raise LinsimError(f"cannot read initial-state file {path} as .npz: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
 
 
-def _fmt(x, spec=".4g") -> str:
-    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
-
-
 def print_table(summary: dict, fp, out: Path | None) -> None:
     """The compact terminal report: one line per mode, the invariants and where the files went."""
     typer.echo(f"{'mode':>4} {'p':>11} {'s':>11} {'tau':>9}  state")
     for j, m in enumerate(summary["modes"]):
         if m.get("diverged"):
-            state = f"diverged (t = {_fmt(m['divergence_time'])})"
+            state = f"diverged (t = {fmt_value(m['divergence_time'])})"
         elif m["collapsed"]:
-            state = f"collapsed (t = {_fmt(m['collapse_time'])})"
+            state = f"collapsed (t = {fmt_value(m['collapse_time'])})"
         elif m.get("settled", True):
-            state = f"settled (t = {_fmt(m['settle_time'])})"
+            state = f"settled (t = {fmt_value(m['settle_time'])})"
         else:
             state = "still moving at t_max"
-        typer.echo(f"{j:>4} {m['p']:>11.6f} {m['s']:>11.4e} {_fmt(m['tau'], '.6f'):>9}  {state}")
+        typer.echo(f"{j:>4} {m['p']:>11.6f} {m['s']:>11.4e} {fmt_value(m['tau'], '.6f'):>9}  {state}")
     diverged = f", {summary['n_diverged']} diverged" if summary.get("n_diverged") else ""
     typer.echo(f"{summary['n_collapsed']}/{summary['n_modes']} modes collapsed{diverged}; status: {summary['status']}, "
                f"t_end = {summary['t_end']:g}, {summary['steps']} solver steps")
@@ -103,7 +98,7 @@ def print_table(summary: dict, fp, out: Path | None) -> None:
         else:
             typer.echo("no non-trivial fixed point: exactly one of eta and eta_p is zero")
     inv = summary["invariants"]
-    parts = [f"{k} = {_fmt(v, '.3e')}" for k, v in inv.items() if not k.endswith("note")]
+    parts = [f"{k} = {fmt_value(v, '.3e')}" for k, v in inv.items() if not k.endswith("note")]
     typer.echo("invariants: " + ", ".join(parts))
     if out is not None:
         typer.echo(f"wrote {out}/ ({', '.join(output_names(out))})")
