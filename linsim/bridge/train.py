@@ -50,7 +50,7 @@ from linsim.bridge import models as M
 from linsim.bridge.config import TrainConfig
 from linsim.dynamics import predictors as P
 from linsim.errors import DivergenceError, LinsimError
-from linsim.io import atomic_write_json, atomic_write_text, to_jsonable
+from linsim.io import atomic_write_json, atomic_write_text, check_writable, clean_stale_tmp, to_jsonable
 
 F32 = jnp.float32
 #: the ``kind`` stamped into config.json: a folder holding it was written by this trainer
@@ -398,6 +398,9 @@ def prepare_run_dir(out: Path, *, resume: bool, force: bool) -> None:
         raise LinsimError("--resume and --force exclude each other (--force starts the run again)")
     if out.exists() and not out.is_dir():
         raise LinsimError(f"output path {out} exists and is not a folder")
+    check_writable(out)  # the shared check of every writing command: no file on the path, writable
+    if out.is_dir():
+        clean_stale_tmp(out)
     empty = not out.exists() or not any(out.iterdir())
     if resume:
         if empty or not _is_linsim_run(out):

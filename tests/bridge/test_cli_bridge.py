@@ -152,3 +152,15 @@ def test_cli_flags_reach_the_config(tmp_path, monkeypatch):
     assert res.exit_code == 130 and seen["cfg"].image_size == 96
     res = invoke("train", "--dataset", "stl10", "--data-dir", tmp_path / "stl", "--image-size", 64, "--quiet")
     assert res.exit_code == 130 and seen["cfg"].image_size == 64
+
+
+def test_unwritable_out_is_refused_before_training(tmp_path, monkeypatch):
+    """--out under a regular file: one line, exit 2, before any compute (the writability check every command makes)."""
+    import linsim.bridge.train as T
+
+    monkeypatch.setattr(T, "_write_config", lambda *a, **k: pytest.fail("training started"))
+    (tmp_path / "f").write_text("not a folder")
+    res = invoke("train", "--out", tmp_path / "f" / "sub", "--quiet")
+    assert res.exit_code == 2, res.output
+    assert "is a file, not a folder" in res.output and res.output.strip().count("\n") == 0
+    assert (tmp_path / "f").read_text() == "not a folder"
