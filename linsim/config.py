@@ -319,6 +319,7 @@ class Solver:
 DIRECTPRED_FORMS = ("code", "theory")
 DIRECTCOPY_NORMS = ("fro", "spectral")
 NOISE_KINDS = ("none", "sgd", "sde")
+SAMPLERS = ("auto", "moments", "samples")
 
 
 @dataclass(frozen=True)
@@ -368,7 +369,9 @@ class Noise:
     state is shared); momentum: heavy-ball SGD momentum mu (torch convention, on gradient + weight decay;
     'sgd', or 'none' with the euler solver = full-batch SGD with momentum); normalized: BYOL's
     l2-normalised loss 2 - 2 cos(y, z) instead of the un-normalised one ('sgd' only); symmetric: average the
-    loss over both view orders; sde_dt: Euler-Maruyama step of the SDE (None = alpha).
+    loss over both view orders; sde_dt: Euler-Maruyama step of the SDE (None = alpha); sampler: how 'sgd'
+    draws a batch: 'samples' (B pairs of views), 'moments' (their exact second moment, a Wishart draw: the
+    un-normalised loss only, B >= 2n) or 'auto' (moments where exact and cheaper).
     """
 
     kind: str = "none"
@@ -378,8 +381,11 @@ class Noise:
     normalized: bool = False
     symmetric: bool = False
     sde_dt: float | None = None
+    sampler: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise LinsimError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         if self.kind not in NOISE_KINDS:
             raise LinsimError(f"unknown noise {self.kind!r}; choose one of {', '.join(NOISE_KINDS)}")
         _dim("batch", self.batch)

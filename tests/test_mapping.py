@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given
@@ -16,7 +17,6 @@ from linsim.cli import app
 from linsim.config import Noise
 from linsim.dynamics.discrete import simulate_discrete
 from linsim.errors import LinsimError
-from linsim.initial import psd_sqrt
 from linsim.mapping import (
     LossConvention,
     TheoryParams,
@@ -226,12 +226,34 @@ def test_cli_map_bad_input():
     assert r.exit_code == 2 and "lr" in r.output
 
 
+def _views_of(key, cfg, sampler):
+    """The minibatch (x1, x2) linsim's SGD step k uses: its samples, or (moments) a batch with exactly the second
+    moment linsim drew, sum_b zeta_b zeta_b^T = A A^T, built as the rows of Q A^T with Q orthonormal columns."""
+    import jax
+
+    from linsim.dynamics import stochastic as sto
+    from linsim.dynamics.wishart import bartlett
+
+    B = cfg.noise.batch
+    Ru, Rv, diag = sto.view_roots(cfg)
+    if sampler == "samples":
+        return (np.asarray(v) for v in sto._sample_views(key, B, jnp.asarray(Ru), jnp.asarray(Rv), diag))
+    A = np.asarray(bartlett(key, 2 * N, B))
+    Q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((B, 2 * N)))
+    zeta = Q @ A.T
+    times = (lambda M, R: M * R) if diag else (lambda M, R: M @ R)
+    u, v = times(zeta[:, :N], Ru), times(zeta[:, N:], Rv)
+    return u + v, u - v
+
+
+@pytest.mark.parametrize("sampler", ["samples", "moments"])
 @pytest.mark.parametrize("loss", [LossConvention(output="mean", out_dim=N1, symmetrised="sum"),
                                   LossConvention(batch="sum", batch_size=16, half=True)])
-def test_torch_minibatch_steps_equal_linsim_sgd_steps(loss):
+def test_torch_minibatch_steps_equal_linsim_sgd_steps(loss, sampler):
     """The same check for linsim's finite-batch SGD ensemble (un-normalised loss): regenerate its minibatches
-    (same keys), run the hand-written torch loop on them, compare after 3 steps. Per batch (not only in
-    expectation) the torch loss is g times linsim's, so the agreement is to rounding (rtol 1e-11)."""
+    (same keys; for the moment sampler, a batch with the drawn second moment), run the hand-written torch loop on
+    them, compare after 3 steps. Per batch (not only in expectation) the torch loss is g times linsim's, so the
+    agreement is to rounding (rtol 1e-11); a wrong factor loss or view construction is off at O(1)."""
     import jax
 
     from linsim.dynamics import stochastic as sto
@@ -245,13 +267,14 @@ def test_torch_minibatch_steps_equal_linsim_sgd_steps(loss):
     cfg = ls.Config(model="matrix", n1=N1, hyper=ls.Hyper(eta=tp.eta, eta_p=tp.eta_p, beta=tp.beta_ode, alpha_p=tp.alpha_p),
                     stats=ls.Stats.matrices(X, Xp), init=ls.Init(seed=7),
                     solver=ls.Solver(t_max=STEPS * tp.time_per_step, n_save=STEPS + 1, method="euler", dt=tp.alpha),
-                    noise=Noise(kind="sgd", batch=16, seeds=1, momentum=tp.momentum, symmetric=loss.symmetrised != "no"))
+                    noise=Noise(kind="sgd", batch=16, seeds=1, momentum=tp.momentum, symmetric=loss.symmetrised != "no",
+                                sampler=sampler))
     ens = sto.simulate_sgd(cfg, y0={"W": W, "Wp": Wp, "Wa": Wa})
+    assert ens.extras["sampler"] == sampler
     key = sto._keys(cfg, 1)[0]
-    Xh, Xph = psd_sqrt(X), psd_sqrt(Xp)
     state, bW, bP = (W, Wp, Wa), None, None
     for k in range(STEPS):
-        x1, x2 = (np.asarray(v) for v in sto._sample_views(jax.random.fold_in(key, k), 16, Xh, Xph, "matrix"))
+        x1, x2 = _views_of(jax.random.fold_in(key, k), cfg, sampler)
         *state, bW, bP = torch_style_run(*state, x1, x2, tc, 1, bW, bP)[-1]
         for name, want in zip(("W", "Wp", "Wa"), state):
             np.testing.assert_allclose(ens.states[name][0, k + 1], want, rtol=1e-11, atol=1e-12, err_msg=f"{name} step {k}")

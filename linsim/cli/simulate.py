@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from linsim.cli._app import app, check_out, choices, cli_command, default_out, finish, fmt_value
-from linsim.config import (DIRECTCOPY_NORMS, DIRECTPRED_FORMS, MODELS, NOISE_KINDS, PREDICTORS, SOLVERS, Config, Hyper,
+from linsim.config import (DIRECTCOPY_NORMS, DIRECTPRED_FORMS, MODELS, NOISE_KINDS, PREDICTORS, SAMPLERS, SOLVERS, Config, Hyper,
                            Init, Solver, Stats, default_n_save)
 from linsim.errors import LinsimError
 from linsim.io import atomic_dir, dumps, output_names
@@ -108,7 +108,7 @@ def print_table(summary: dict, fp, out: Path | None) -> None:
 
 
 def with_rules_and_noise(cfg: Config, *, rho: float, eps: float, freq: int, form: str, norm: str, noise: str,
-                         batch: int, lr: Optional[float], seeds: int, momentum: float = 0.0) -> Config:
+                         batch: int, lr: Optional[float], seeds: int, momentum: float = 0.0, sampler: str = "auto") -> Config:
     """Add the DirectPred/DirectCopy parameters and the noise model to a Config (``--lr`` overrides ``--dt``)."""
     import dataclasses
 
@@ -116,12 +116,13 @@ def with_rules_and_noise(cfg: Config, *, rho: float, eps: float, freq: int, form
 
     solver = cfg.solver if lr is None else dataclasses.replace(cfg.solver, dt=lr)
     return dataclasses.replace(cfg, solver=solver, predictor=Predictor(rho=rho, eps=eps, freq=freq, form=form, norm=norm),
-                               noise=Noise(kind=noise, batch=batch, seeds=seeds, momentum=momentum))
+                               noise=Noise(kind=noise, batch=batch, seeds=seeds, momentum=momentum, sampler=sampler))
 
 
 def print_ensemble(ens: dict) -> None:
     """Ensemble mean +- std over seeds of the final p_j and s_j (modes by descending mean s)."""
-    typer.echo(f"{ens['kind']} ensemble: {ens['seeds']} seeds, batch {ens['batch']}, lr {ens['lr']:g}, t = {ens['t']:g}"
+    drawn = f" (drawn as {ens['sampler']})" if "sampler" in ens else ""
+    typer.echo(f"{ens['kind']} ensemble: {ens['seeds']} seeds, batch {ens['batch']}{drawn}, lr {ens['lr']:g}, t = {ens['t']:g}"
                + (f", {ens['diverged_seeds']} diverged (excluded)" if ens["diverged_seeds"] else ""))
     typer.echo(f"{'mode':>4} {'p mean':>11} {'p std':>10} {'s mean':>11} {'s std':>10}")
     for j, (pm, ps, sm, ss) in enumerate(zip(ens["p_mean"], ens["p_std"], ens["s_mean"], ens["s_std"])):
@@ -167,6 +168,7 @@ def simulate(
     batch: int = typer.Option(256, help="--noise sgd/sde: minibatch size B"),
     lr: Optional[float] = typer.Option(None, help="SGD learning rate alpha (overrides --dt)"),
     seeds: int = typer.Option(1, help="--noise sgd/sde: ensemble size (noise seeds derived from --seed)"),
+    sampler: str = typer.Option("auto", help=choices("--noise sgd: draw each batch as B 'samples', or as their exact second moment ('moments': one Wishart draw; un-normalised loss, batch >= 2n), or 'auto' (moments where exact and cheaper)", SAMPLERS)),
     momentum: float = typer.Option(0.0, help="heavy-ball SGD momentum mu (torch convention; full-batch with the euler solver, or --noise sgd); at small lr a step lasts lr/(1-mu) of ODE time"),
 ) -> None:
     """Integrate the linear BYOL/SimSiam dynamics and report what happens to every eigenmode."""
@@ -178,7 +180,7 @@ def simulate(
         atol=atol, dt=dt, init_scale=init_scale, seed=seed, balanced=balanced, target=target, stats_file=stats,
     )
     cfg = with_rules_and_noise(cfg, rho=rho, eps=eps, freq=freq, form=form, norm=norm, noise=noise, batch=batch,
-                               lr=lr, seeds=seeds, momentum=momentum)
+                               lr=lr, seeds=seeds, momentum=momentum, sampler=sampler)
     if n1 is not None and model == "modes":
         raise LinsimError("--n1 applies to --model matrix only: the per-mode model has one mode per input dimension (--n)")
     y0 = None if init is None else load_init(init)

@@ -14,6 +14,13 @@ network fed Gaussian data) and the SDE that matches its first two moments.
     two directions, i.e. it equals ``symmetric=True`` with twice the learning rate. DirectPred/DirectCopy
     resets use the batch estimate d = sym(mean f1 f2^T), f_i = W x_i, whose expectation is W X W^T, as in
     the full-batch simulator (the code's mean f f^T over views estimates W (X+X') W^T instead).
+    Drawing a batch (``Noise.sampler``, ``uses_moments``): the views are x1 = u + v, x2 = u - v with independent
+    u ~ N(0, X + X'/2), v ~ N(0, X'/2) (``view_roots``; elementwise roots for diagonal statistics), and the
+    un-normalised loss depends on the batch only through sum_b zeta_b zeta_b^T of the whitened pairs, a
+    Wishart matrix; for B >= 2n it is drawn exactly through its Bartlett factor A (``linsim.dynamics.wishart``):
+    n (2n - 1) normals and 2n chi-squares per step instead of 2 B n normals, and two (n1, 2n, 2n) products
+    (``factor_loss``). Same seed, same numbers, on either path; the two paths give different draws of the
+    same distribution.
 (b) SDE (``simulate_sde``): d theta = f(theta) dt + sqrt(alpha / B) Sigma(theta)^{1/2} dB_t, with f the ODE
     (``matrix_field`` / ``modes_field``) and Sigma the covariance of the per-sample gradient (times alpha_p
     on Wp, as the predictor's step is alpha alpha_p). Itô Euler-Maruyama (diffrax) with a
@@ -56,6 +63,7 @@ from linsim.config import Config
 from linsim.dynamics.discrete import buffer_names, heavy_ball, time_per_step
 from linsim.dynamics.predictors import KEYS, RULES, corr_step, ema_target, reset_predictor, symmetrize
 from linsim.dynamics.variant import Variant, ema_parts
+from linsim.dynamics.wishart import bartlett
 from linsim.errors import LinsimError
 from linsim.initial import initial_arrays, psd_sqrt
 from linsim.loops import scan_saving
@@ -107,23 +115,65 @@ def minibatch_loss(y, x1, x2, *, model: str, variant: Variant, simsiam, normaliz
     return 0.5 * (one(x1, x2) + one(x2, x1)) if symmetric else one(x1, x2)
 
 
-def moment_loss(y, Z, *, model: str, variant: Variant, simsiam, symmetric=False):
-    """The un-normalised per-sample loss as a linear function of Z = z z^T (z = (x1, x2)):
-    l = 1/2 tr(L Z L^T), L = [Wp W, -Wa]; l(theta, S) is the expected loss J (docs/theory_dynamics.md)."""
+def _loss_blocks(y, model: str, variant: Variant, simsiam):
+    """The per-sample residual is PW x1 - Wa x2: returns PW (Wp W, or W without a predictor) and the target Wa
+    (stop-gradient unless variant.stop_grad is False, then Wa = W)."""
     kW, kP, kA = KEYS[model]
     W, Wp, Wa = y[kW], y[kP], y[kA]
     Wa = jax.lax.stop_gradient(jnp.where(simsiam, W, Wa)) if variant.stop_grad else W
+    if variant.predictor == "identity":
+        return W, Wa
+    return (Wp @ W if model == "matrix" else Wp * W), Wa
+
+
+def moment_loss(y, Z, *, model: str, variant: Variant, simsiam, symmetric=False):
+    """The un-normalised per-sample loss as a linear function of Z = z z^T (z = (x1, x2)):
+    l = 1/2 tr(L Z L^T), L = [Wp W, -Wa]; l(theta, S) is the expected loss J (docs/theory_dynamics.md)."""
+    PW, Wa = _loss_blocks(y, model, variant, simsiam)
     if model == "matrix":
-        PW = W if variant.predictor == "identity" else Wp @ W
         L = jnp.concatenate([PW, -Wa], axis=1)
         Lsw = jnp.concatenate([-Wa, PW], axis=1)  # the swapped view order x2 -> x1
         q = lambda A: 0.5 * jnp.trace(A @ Z @ A.T)  # noqa: E731
     else:
-        PW = W if variant.predictor == "identity" else Wp * W
         L = jnp.stack([PW, -Wa], -1)  # (m, 2)
         Lsw = jnp.stack([-Wa, PW], -1)
         q = lambda A: 0.5 * jnp.sum(jnp.einsum("ma,mab,mb->m", A, Z, A))  # noqa: E731
     return 0.5 * (q(L) + q(Lsw)) if symmetric else q(L)
+
+
+def _times(M, R, diag: bool):
+    """M R for a symmetric root R, given as a matrix or (diag) as the vector of its diagonal."""
+    return M * R if diag else M @ R
+
+
+def factor_loss(y, A, Ru, Rv, *, model: str, variant: Variant, simsiam, symmetric=False, diag=True, batch=1):
+    """The un-normalised minibatch loss of a batch known only through sum_b zeta_b zeta_b^T = A A^T, where the
+    views are x1 = u + v, x2 = u - v with u = R_u zeta_u, v = R_v zeta_v and zeta = (zeta_u, zeta_v)
+    (``view_roots``): L z = (PW - Wa) u + (PW + Wa) v, so the loss is 1/(2B) ||[(PW - Wa) R_u, (PW + Wa) R_v] A||_F^2
+    (the swapped view order flips the sign of the second block). Matrix: A (2n, 2n); modes: A (m, 2, 2)."""
+    PW, Wa = _loss_blocks(y, model, variant, simsiam)
+    D, E = PW - Wa, PW + Wa
+
+    def q(E):
+        if model == "matrix":
+            P = jnp.concatenate([_times(D, Ru, diag), _times(E, Rv, diag)], axis=1) @ A
+        else:
+            P = jnp.einsum("ma,mab->mb", jnp.stack([D * Ru, E * Rv], -1), A)
+        return 0.5 * jnp.sum(P * P) / batch
+
+    return 0.5 * (q(E) + q(-E)) if symmetric else q(E)
+
+
+def factor_correlation(W, A, Ru, Rv, *, model: str, diag=True, batch=1):
+    """The DirectPred/DirectCopy batch estimate d = sym(mean_b f1 f2^T), f_i = W x_i, from the same factor A:
+    f1 = [W R_u, W R_v] zeta, f2 = [W R_u, -W R_v] zeta (matrix; per mode the scalar analogue)."""
+    if model == "matrix":
+        K1 = jnp.concatenate([_times(W, Ru, diag), _times(W, Rv, diag)], axis=1) @ A
+        K2 = jnp.concatenate([_times(W, Ru, diag), -_times(W, Rv, diag)], axis=1) @ A
+        return symmetrize(K1 @ K2.T) / batch
+    k1 = jnp.einsum("ma,mab->mb", jnp.stack([W * Ru, W * Rv], -1), A)
+    k2 = jnp.einsum("ma,mab->mb", jnp.stack([W * Ru, -W * Rv], -1), A)
+    return jnp.sum(k1 * k2, axis=-1) / batch
 
 
 def _gradient_direction(g, y, args, model, variant):
@@ -148,40 +198,87 @@ def _update_direction(g, y, args, model, variant):
 # ---------------------------------------------------------------- (a) finite-batch SGD
 
 
-def _sample_views(key, B, Xh, Xph, model):
-    k0, k1, k2 = jax.random.split(key, 3)
-    m = Xh.shape[-1]
-    shape = (B, m)
-    if model == "matrix":
-        x = jax.random.normal(k0, shape) @ Xh
-        return x + jax.random.normal(k1, shape) @ Xph, x + jax.random.normal(k2, shape) @ Xph
-    x = jax.random.normal(k0, shape) * Xh
-    return x + jax.random.normal(k1, shape) * Xph, x + jax.random.normal(k2, shape) * Xph
+def view_roots(cfg: Config) -> tuple[np.ndarray, np.ndarray, bool]:
+    """R_u = (X + X'/2)^{1/2} and R_v = (X'/2)^{1/2}: with u = x + (e1 + e2)/2 ~ N(0, X + X'/2) and
+    v = (e1 - e2)/2 ~ N(0, X'/2), independent (their covariance is (X' - X')/4 = 0), the views are x1 = u + v and
+    x2 = u - v. Two draws of n numbers per sample instead of three. Returns (R_u, R_v, diag): vectors when the
+    statistics are diagonal (always per mode), so the roots act elementwise."""
+    if cfg.model == "modes":
+        x, xp = np.asarray(cfg.stats.x, float), np.asarray(cfg.stats.xp, float)
+        return np.sqrt(x + xp / 2), np.sqrt(xp / 2), True
+    X, Xp = np.asarray(cfg.stats.X, float), np.asarray(cfg.stats.Xp, float)
+    if not (np.count_nonzero(X - np.diag(np.diag(X))) or np.count_nonzero(Xp - np.diag(np.diag(Xp)))):
+        return np.sqrt(np.clip(np.diag(X) + np.diag(Xp) / 2, 0, None)), np.sqrt(np.clip(np.diag(Xp) / 2, 0, None)), True
+    return psd_sqrt(X + Xp / 2), psd_sqrt(Xp / 2), False
+
+
+def _sample_views(key, B, Ru, Rv, diag):
+    """B pairs of views (x1, x2), each (B, dim): x1 = u + v, x2 = u - v (``view_roots``)."""
+    ku, kv = jax.random.split(key)
+    shape = (B, Ru.shape[-1])
+    u = _times(jax.random.normal(ku, shape), Ru, diag)  # rows R_u zeta (R_u symmetric)
+    v = _times(jax.random.normal(kv, shape), Rv, diag)
+    return u + v, u - v
+
+
+SAMPLE_COST_CHI2 = 30  # a chi-square variate costs about 30 normals (jax.random.chisquare, measured on a CPU)
+
+
+def uses_moments(cfg: Config) -> bool:
+    """Does SGD sample the batch second moment (a Bartlett factor, ``linsim.dynamics.wishart``) instead of the B
+    samples? Only for the un-normalised loss (the normalised one needs every sample) and B >= p, the dimension
+    of a stacked pair of views (p = 2n; 2 per mode). 'auto' also asks for fewer random numbers: p (p - 1)/2
+    normals and p chi-squares against 2 B n normals (always so for the matrix model; per mode when B >= 31)."""
+    nz = cfg.noise
+    p = 2 * cfg.stats.n if cfg.model == "matrix" else 2
+    exact = not nz.normalized and nz.batch >= p
+    if nz.sampler == "samples":
+        return False
+    if nz.sampler == "moments":
+        if not exact:
+            why = "the normalised loss needs every sample" if nz.normalized else f"it needs batch >= {p} (2 x the input dimension)"
+            raise LinsimError(f"sampler 'moments' cannot be used here: {why}; use --sampler samples or auto")
+        return True
+    return exact and p * (p - 1) / 2 + SAMPLE_COST_CHI2 * p < nz.batch * p
 
 
 @functools.partial(
     jax.jit,
     static_argnames=("model", "variant", "batch", "normalized", "symmetric", "rule", "form", "norm", "freq",
-                     "n_save", "save_every"),
+                     "n_save", "save_every", "moments", "diag"),
 )
-def _run_sgd(carry0, keys, args, Xh, Xph, dt, momentum, rho, eps, *, model, variant, batch, normalized, symmetric,
-             rule, form, norm, freq, n_save, save_every):
+def _run_sgd(carry0, keys, args, Ru, Rv, dt, momentum, rho, eps, *, model, variant, batch, normalized, symmetric,
+             rule, form, norm, freq, n_save, save_every, moments, diag):
     kW, kP, kA = KEYS[model]
     simsiam, _ = ema_parts(args["beta"])
-    loss = functools.partial(minibatch_loss, model=model, variant=variant, simsiam=simsiam,
-                             normalized=normalized, symmetric=symmetric)
-    grad = jax.grad(loss)
+    if moments:
+        p, lead = (2 * Ru.shape[-1], ()) if model == "matrix" else (2, Ru.shape)
+        grad = jax.grad(functools.partial(factor_loss, model=model, variant=variant, simsiam=simsiam,
+                                          symmetric=symmetric, diag=diag, batch=batch))
+    else:
+        grad = jax.grad(functools.partial(minibatch_loss, model=model, variant=variant, simsiam=simsiam,
+                                          normalized=normalized, symmetric=symmetric))
+
+    def batch_step(key, y):
+        """The minibatch gradient and (with a predictor rule) the batch correlation d, from one batch."""
+        if moments:
+            A = bartlett(key, p, batch, lead)
+            d = None if rule is None else factor_correlation(y[kW], A, Ru, Rv, model=model, diag=diag, batch=batch)
+            return grad(y, A, Ru, Rv), d
+        x1, x2 = _sample_views(key, batch, Ru, Rv, diag)
+        d = None
+        if rule is not None:
+            _, _, f1 = _forward(y, x1, x2, model, variant, simsiam)
+            _, _, f2 = _forward(y, x2, x1, model, variant, simsiam)
+            d = symmetrize(f1.T @ f2) / batch if model == "matrix" else jnp.mean(f1 * f2, axis=0)
+        return grad(y, x1, x2), d
 
     def one_seed(key, carry0):
         def step(carry):
             y, buf, F_hat, k = carry
-            x1, x2 = _sample_views(jax.random.fold_in(key, k), batch, Xh, Xph, model)
+            g, d = batch_step(jax.random.fold_in(key, k), y)
             if rule is not None:  # accumulate F_hat from the batch before the step (the official trainer's order)
-                _, _, f1 = _forward(y, x1, x2, model, variant, simsiam)
-                _, _, f2 = _forward(y, x2, x1, model, variant, simsiam)
-                d = symmetrize(f1.T @ f2) / batch if model == "matrix" else jnp.mean(f1 * f2, axis=0)
                 F_hat = corr_step(F_hat, d, rho, k)
-            g = grad(y, x1, x2)
             dW, dP = _update_direction(g, y, args, model, variant)
             W, Wp, buf = heavy_ball(y[kW], y[kP], buf, dW, dP, dt, momentum)
             if rule is not None:
@@ -245,19 +342,17 @@ def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None)
 
     s, nz, pr = cfg.solver, cfg.noise, cfg.predictor
     rule = cfg.hyper.predictor if cfg.hyper.predictor in RULES else None
-    if cfg.model == "matrix":
-        Xh, Xph = psd_sqrt(cfg.stats.X), psd_sqrt(cfg.stats.Xp)
-    else:
-        Xh, Xph = np.sqrt(cfg.stats.x), np.sqrt(cfg.stats.xp)
+    moments = uses_moments(cfg)
+    Ru, Rv, diag = view_roots(cfg)
     h = time_per_step(cfg)  # alpha / (1 - mu): saved times are ODE times, as in the discrete simulator
     n_save, every = euler_grid(s.t_max, h, s.n_save)
     carry0 = _sgd_start(cfg, y0, start)
     ys, bufs, Fs = _run_sgd(
-        carry0, _keys(cfg, 1), make_args(cfg), jnp.asarray(Xh), jnp.asarray(Xph), jnp.asarray(s.dt),
+        carry0, _keys(cfg, 1), make_args(cfg), jnp.asarray(Ru), jnp.asarray(Rv), jnp.asarray(s.dt),
         jnp.asarray(nz.momentum), jnp.asarray(pr.rho), jnp.asarray(pr.eps),
         model=cfg.model, variant=variant_of(cfg), batch=int(nz.batch), normalized=bool(nz.normalized),
         symmetric=bool(nz.symmetric), rule=rule, form=pr.form, norm=pr.norm, freq=int(pr.freq),
-        n_save=n_save, save_every=every,
+        n_save=n_save, save_every=every, moments=moments, diag=diag,
     )
     k0 = np.asarray(carry0[3])
     t0 = float(np.asarray(start["t"]).reshape(-1)[0]) if start is not None and "t" in start else float(k0[0]) * h
@@ -268,6 +363,7 @@ def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None)
     ens.extras["final_F_hat"] = np.asarray(Fs)[:, -1]
     ens.extras["final_step"] = k0 + (n_save - 1) * every
     ens.extras["final_t"] = float(ens.ts[-1])
+    ens.extras["sampler"] = "moments" if moments else "samples"
     return ens
 
 
@@ -439,6 +535,7 @@ class Ensemble:
             "diverged_seeds": int(self.diverged.sum()),
             "batch": int(nz.batch),
             "lr": float(self.config.solver.dt),
+            **({"sampler": self.extras["sampler"]} if "sampler" in self.extras else {}),
             "t": float(self.ts[-1]),
             "s_mean": sm[-1, order].tolist(),
             "s_std": ss[-1, order].tolist(),

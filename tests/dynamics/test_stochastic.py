@@ -128,6 +128,147 @@ def test_normalized_loss_is_scale_invariant():
     assert 0.0 <= float(a) <= 4.0
 
 
+# ---------------------------------------------------------------- drawing a batch: views and the Wishart factor
+
+
+def _stats_of(kind, seed, n):
+    """Diagonal statistics with zero and unequal entries, or general PSD matrices (the two forms view_roots takes)."""
+    if kind == "general":
+        return _random_stats(seed, n)
+    rng = np.random.default_rng(seed)
+    xp = rng.uniform(0, 1, n)
+    xp[0] = 0.0  # a direction without augmentation: R_v has a zero
+    return Stats.diagonal(rng.uniform(0.1, 2, n), xp)
+
+
+@settings(max_examples=15)
+@given(seed=seeds, kind=st.sampled_from(["diagonal", "general"]))
+def test_view_roots_give_the_view_moment(seed, kind):
+    """x1 = u + v, x2 = u - v with u ~ N(0, R_u^2), v ~ N(0, R_v^2): Cov(x1, x2) = T diag(R_u^2, R_v^2) T^T must be
+    S = [[X + X', X], [X, X + X']] exactly (a root of X' instead of X'/2 is off by X'/2)."""
+    cfg = dataclasses.replace(_cfg(n1=3), stats=_stats_of(kind, seed, 4))
+    Ru, Rv, diag = sto.view_roots(cfg)
+    assert diag == (kind == "diagonal")
+    U, V = (np.diag(R**2) if diag else R @ R for R in (Ru, Rv))
+    np.testing.assert_allclose(np.block([[U + V, U - V], [U - V, U + V]]), sto.view_moment(cfg), atol=1e-12)
+    m = dataclasses.replace(_cfg("modes"), stats=Stats.diagonal(np.diag(cfg.stats.X), np.diag(cfg.stats.Xp)))
+    Ru_m, Rv_m, _ = sto.view_roots(m)
+    np.testing.assert_allclose(Ru_m**2 + Rv_m**2, m.stats.x + m.stats.xp, atol=1e-12)
+    np.testing.assert_allclose(Ru_m**2 - Rv_m**2, m.stats.x, atol=1e-12)
+
+
+@settings(max_examples=20)
+@given(seed=seeds, kind=st.sampled_from(["diagonal", "general"]), symmetric=st.booleans(),
+       v=st.sampled_from(VARIANTS + [Variant("grad", stop_grad=False)]), model=st.sampled_from(["matrix", "modes"]))
+def test_factor_loss_is_the_minibatch_loss(seed, kind, symmetric, v, model):
+    """For any batch zeta (B, p) and any A with A A^T = zeta^T zeta (here the Cholesky factor), the moment
+    sampler's loss, gradient and DirectPred estimate d equal the sample path's on the views x1 = u + v, x2 = u - v
+    built from zeta. Pure algebra, so to rounding (rtol 1e-10 over O(1) entries); a wrong sign of the swapped
+    block, a missing 1/B or a transposed root fails at O(1)."""
+    n, B = 4, 11
+    cfg = dataclasses.replace(_cfg(model, n=n, n1=None if model == "modes" else 3, predictor=v.predictor),
+                              stats=_stats_of(kind if model == "matrix" else "diagonal", seed, n))
+    Ru, Rv, diag = (jnp.asarray(r) if not isinstance(r, bool) else r for r in sto.view_roots(cfg))
+    y = _state(cfg, seed)
+    rng = np.random.default_rng(seed)
+    kw = dict(model=model, variant=v, simsiam=False, symmetric=symmetric)
+    if model == "matrix":
+        zeta = rng.standard_normal((B, 2 * n))
+        A = np.linalg.cholesky(zeta.T @ zeta)
+        u, w = sto._times(zeta[:, :n], Ru, diag), sto._times(zeta[:, n:], Rv, diag)
+    else:  # per mode its own (B, 2) batch
+        zeta = rng.standard_normal((B, n, 2))
+        A = np.linalg.cholesky(np.einsum("bma,bmc->mac", zeta, zeta))
+        u, w = zeta[..., 0] * Ru, zeta[..., 1] * Rv
+    x1, x2 = u + w, u - w
+    A = jnp.asarray(A)
+    a, ga = jax.value_and_grad(sto.minibatch_loss)(y, x1, x2, **kw)
+    b, gb = jax.value_and_grad(sto.factor_loss)(y, A, Ru, Rv, diag=diag, batch=B, **kw)
+    np.testing.assert_allclose(b, a, rtol=1e-10)
+    for k in ga:
+        np.testing.assert_allclose(gb[k], ga[k], rtol=1e-10, atol=1e-12, err_msg=k)
+    kW = "W" if model == "matrix" else "w"
+    f1, f2 = (sto._forward(y, p, q, model, v, False)[2] for p, q in ((x1, x2), (x2, x1)))
+    d_ref = (f1.T @ f2 + f2.T @ f1) / (2 * B) if model == "matrix" else jnp.mean(f1 * f2, axis=0)
+    d = sto.factor_correlation(y[kW], A, Ru, Rv, model=model, diag=diag, batch=B)
+    np.testing.assert_allclose(d, d_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_bartlett_factor_has_the_wishart_moments():
+    """A A^T ~ Wishart_p(I, B): E[W_ij] = B delta_ij, Var(W_ij) = B (1 + delta_ij) (p = 3, B = 5, 40,000 draws).
+    Tolerance 5 standard errors of each estimate (SE of a mean: sqrt(Var/K); of a variance: ~sqrt((m4 - var^2)/K),
+    bounded here by 6 Var/sqrt(K) for these chi-square-like entries); a chi-square with B - i + 1 degrees
+    of freedom moves the mean by 1 (= 90 SE), a normal diagonal by far more."""
+    from linsim.dynamics.wishart import bartlett
+
+    K, p, B = 40_000, 3, 5
+    A = np.asarray(jax.jit(lambda k: bartlett(k, p, B, lead=(K,)))(jax.random.PRNGKey(11)))
+    assert np.all(np.triu(A, 1) == 0) and np.all(np.diagonal(A, axis1=1, axis2=2) > 0)
+    W = A @ np.swapaxes(A, 1, 2)
+    var = B * (1 + np.eye(p))
+    np.testing.assert_array_less(np.abs(W.mean(0) - B * np.eye(p)), 5 * np.sqrt(var / K))
+    np.testing.assert_array_less(np.abs(W.var(0) - var), 5 * 6 * var / np.sqrt(K))
+    with pytest.raises(ValueError, match="batch >= p"):
+        bartlett(jax.random.PRNGKey(0), 4, 3)
+
+
+@pytest.mark.parametrize("sampler", ["samples", "moments"])
+def test_one_sgd_step_has_the_exact_mean_and_covariance(sampler):
+    """One SGD step from a fixed state (general X, X', n = 3, n1 = 2, B = 8, 4,000 seeds): the update's mean is
+    alpha times the ODE drift and its covariance alpha^2 Sigma / B, Sigma the per-sample gradient covariance from
+    the SDE's diffusion operator (tested above against Isserlis). Tolerance: 5 standard errors per entry
+    (mean: sqrt(C_ii / K); covariance: sqrt((C_ii C_jj + C_ij^2) / K), Gaussian fourth moments; the update is a
+    quadratic form, heavier-tailed, so the SE is inflated 1.5x). 55 entries: a false alarm ~1e-5. A batch drawn
+    with the wrong view covariance or Wishart degrees of freedom shifts the covariance by >= 1/B = 12% (>= 5 SE)."""
+    n, n1, B, K, alpha = 3, 2, 8, 4000, 0.01
+    base = dataclasses.replace(_cfg(n=n, n1=n1, alpha_p=1.3, dt=alpha, t_max=alpha, n_save=2), stats=_random_stats(5, n))
+    cfg = dataclasses.replace(base, noise=Noise(kind="sgd", batch=B, seeds=K, sampler=sampler))
+    y0 = {k: np.asarray(v) for k, v in _state(cfg, 2).items()}
+    e = sto.simulate_sgd(cfg, y0=y0)
+    assert e.extras["sampler"] == sampler
+    upd = np.concatenate([(e.states[k][:, 1] - y0[k]).reshape(K, -1) for k in ("W", "Wp")], axis=1)
+    y, args = {k: jnp.asarray(v) for k, v in y0.items()}, make_args(cfg)
+    f = matrix_field(0.0, y, args, Variant())
+    mean_ref = alpha * np.concatenate([np.ravel(f["W"]), np.ravel(f["Wp"])])
+    op = sto.diffusion_operator(y, args, jnp.asarray(psd_sqrt(sto.view_moment(cfg))), model="matrix",
+                                variant=Variant(), symmetric=False, scale=alpha / np.sqrt(B))
+    J = jax.jacfwd(lambda G: jnp.concatenate([op.mv(G)["W"].ravel(), op.mv(G)["Wp"].ravel()]))(jnp.zeros((2 * n, 2 * n)))
+    J = np.asarray(J).reshape(upd.shape[1], -1)
+    cov_ref = J @ J.T
+    d = np.sqrt(np.diag(cov_ref))
+    np.testing.assert_array_less(np.abs(upd.mean(0) - mean_ref), 5 * 1.5 * d / np.sqrt(K))
+    se_cov = 1.5 * np.sqrt((np.outer(d**2, d**2) + cov_ref**2) / K)
+    np.testing.assert_array_less(np.abs(np.cov(upd.T) - cov_ref), 5 * se_cov)
+
+
+def test_sampler_choice_and_errors():
+    """'auto' samples the moments where exact and cheaper; 'moments' where it is not exact is a clear error."""
+    mk = lambda model, n, B, **kw: _cfg(model, n=n, noise=Noise(kind="sgd", batch=B, **kw))  # noqa: E731
+    assert sto.uses_moments(mk("matrix", 4, 8)) is False  # B = 2n: exact, but 28 + 240 draws > 2 B n = 64
+    assert sto.uses_moments(mk("matrix", 128, 256)) is True  # 32,640 + 7,680 < 65,536
+    assert sto.uses_moments(mk("matrix", 128, 255)) is False  # B < 2n: the Wishart is singular
+    assert sto.uses_moments(mk("modes", 4, 30)) is False and sto.uses_moments(mk("modes", 4, 31)) is True  # 1 + 60 < 2 B
+    assert sto.uses_moments(mk("matrix", 128, 256, normalized=True)) is False
+    assert sto.uses_moments(mk("matrix", 4, 8, sampler="moments")) is True
+    assert sto.uses_moments(mk("matrix", 128, 256, sampler="samples")) is False
+    with pytest.raises(LinsimError, match="normalised loss needs every sample"):
+        sto.simulate_sgd(mk("matrix", 4, 8, sampler="moments", normalized=True))
+    with pytest.raises(LinsimError, match="batch >= 8"):
+        sto.simulate_sgd(mk("matrix", 4, 7, sampler="moments"))
+    with pytest.raises(LinsimError, match="unknown sampler"):
+        Noise(kind="sgd", sampler="wishart")
+
+
+def test_sgd_moments_reproducible_and_seeded():
+    """Same seed, same numbers on the moment path too (per mode and matrix); different seeds differ."""
+    for model in ("matrix", "modes"):
+        cfg = _cfg(model, noise=Noise(kind="sgd", batch=8, seeds=2, sampler="moments"), t_max=0.2, n_save=2)
+        a, b = sto.simulate_sgd(cfg), sto.simulate_sgd(cfg)
+        k = "W" if model == "matrix" else "w"
+        np.testing.assert_array_equal(a.states[k], b.states[k])
+        assert not np.allclose(a.states[k][0, -1], a.states[k][1, -1])
+
+
 # ---------------------------------------------------------------- (a) SGD: reproducibility, options, rate
 
 
