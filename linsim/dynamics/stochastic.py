@@ -50,6 +50,8 @@ DirectPred, Eqs. 18-19); docs/predictors_and_noise.md (SGD, SDE, predictor rules
 from __future__ import annotations
 
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -327,6 +329,30 @@ def _sgd_start(cfg: Config, y0, start: dict | None):
     return y, (jnp.asarray(arr[names[0]]), jnp.asarray(arr[names[1]])), jnp.asarray(arr["F_hat"]), jnp.asarray(step.astype(np.int64))
 
 
+def _seed_groups(K: int) -> int:
+    """How many groups of seeds to run side by side: on a CPU, the largest divisor of K up to the core count
+    (equal groups share one compilation); one group elsewhere. XLA runs one step's small products on about one core,
+    so two groups on two threads gave 1.2-1.3x the seed-steps/s of one vmapped call (n = 128, B = 256)."""
+    if jax.default_backend() != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(g for g in range(1, min(K, cores) + 1) if K % g == 0)
+
+
+def _over_seed_groups(run, carry0, keys):
+    """``run(carry, keys)`` over equal groups of seeds in threads (``_seed_groups``), concatenated in seed order.
+    Every seed's numbers depend only on its key; the grouping depends only on K and the machine."""
+    K = keys.shape[0]
+    G = _seed_groups(K)
+    if G == 1:
+        return run(carry0, keys)
+    size = K // G
+    part = lambda i: jax.tree_util.tree_map(lambda a: a[i * size:(i + 1) * size], (carry0, keys))  # noqa: E731
+    with ThreadPoolExecutor(G) as pool:
+        outs = list(pool.map(lambda i: jax.block_until_ready(run(*part(i))), range(G)))
+    return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *outs)
+
+
 def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None) -> "Ensemble":
     """Finite-batch SGD ensemble (``cfg.noise.seeds`` seeds, shared initial state), step alpha = ``cfg.solver.dt``,
     saved every ``save_every`` steps as in the Euler solver. Seeds come from ``cfg.init.seed``.
@@ -347,13 +373,14 @@ def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None)
     h = time_per_step(cfg)  # alpha / (1 - mu): saved times are ODE times, as in the discrete simulator
     n_save, every = euler_grid(s.t_max, h, s.n_save)
     carry0 = _sgd_start(cfg, y0, start)
-    ys, bufs, Fs = _run_sgd(
-        carry0, _keys(cfg, 1), make_args(cfg), jnp.asarray(Ru), jnp.asarray(Rv), jnp.asarray(s.dt),
-        jnp.asarray(nz.momentum), jnp.asarray(pr.rho), jnp.asarray(pr.eps),
+    run = functools.partial(
+        _run_sgd, args=make_args(cfg), Ru=jnp.asarray(Ru), Rv=jnp.asarray(Rv), dt=jnp.asarray(s.dt),
+        momentum=jnp.asarray(nz.momentum), rho=jnp.asarray(pr.rho), eps=jnp.asarray(pr.eps),
         model=cfg.model, variant=variant_of(cfg), batch=int(nz.batch), normalized=bool(nz.normalized),
         symmetric=bool(nz.symmetric), rule=rule, form=pr.form, norm=pr.norm, freq=int(pr.freq),
         n_save=n_save, save_every=every, moments=moments, diag=diag,
     )
+    ys, bufs, Fs = _over_seed_groups(run, carry0, _keys(cfg, 1))
     k0 = np.asarray(carry0[3])
     t0 = float(np.asarray(start["t"]).reshape(-1)[0]) if start is not None and "t" in start else float(k0[0]) * h
     ens = Ensemble.from_states(cfg, t0 + np.arange(n_save) * every * h, ys, kind="sgd")
