@@ -41,7 +41,7 @@ def _settle_time(ts: np.ndarray, x: np.ndarray, tol: np.ndarray) -> np.ndarray:
 SETTLE_WINDOW = 0.1  # a settled mode held its final values over at least this fraction of the run
 
 
-def _matrix_series(W, Wp, Wa, X, block: int = 16):
+def _matrix_series(W, Wp, Wa, X, block: int = 4):
     """Per-saved-state mode view and alignment diagnostics of the matrix model (docs/theory_dynamics.md),
     ``block`` saved states at a time so the temporaries (F, eigenvectors) stay small. Wp's own (complex)
     eigenvalues: where Wp is exactly symmetric they are sym(Wp)'s, already computed; the general eigensolver

@@ -59,3 +59,16 @@ def test_outputs_get_normal_permissions(tmp_path):
         atomic_write_json(tmp / "a.json", {"x": 1})
     assert (tmp_path / "run").stat().st_mode & 0o777 == 0o777 & ~mask
     assert (tmp_path / "run" / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_atomic_savez_streams_the_same_archive(tmp_path):
+    """The npz is streamed into the temporary file (no in-memory copy) and reads back exactly, every array and dtype."""
+    rng = np.random.default_rng(0)
+    arrays = {"a": rng.standard_normal((5, 7, 7)), "b": np.arange(4, dtype=np.int64), "c": np.array(["x", "yz"]),
+              "d": np.zeros((0, 3))}
+    atomic_savez(tmp_path / "t.npz", **arrays)
+    with np.load(tmp_path / "t.npz") as z:
+        assert sorted(z.files) == sorted(arrays)
+        for k, v in arrays.items():
+            assert z[k].dtype == v.dtype and np.array_equal(z[k], v)
+    assert [p.name for p in tmp_path.iterdir()] == ["t.npz"]  # no temporary left

@@ -130,6 +130,13 @@ def test_balance_residuals_detect_violation():
     Wp = Wp.copy()
     Wp[-1] *= 1.01
     assert np.max(balance_residual_matrix(ts, W, Wp, alpha_p, eta)) > 1e-3
+    # computed a few states at a time: every time across block edges (19 = 2 x 8 + 3) equals the direct formula
+    ts = np.linspace(0, 3, 19)
+    W, Wp = rng.standard_normal((19, 3, 4)), rng.standard_normal((19, 3, 3))
+    C = np.swapaxes(Wp, 1, 2) @ Wp / alpha_p - W @ np.swapaxes(W, 1, 2)
+    scale = np.linalg.norm(Wp[0].T @ Wp[0] / alpha_p) + np.linalg.norm(W[0] @ W[0].T)
+    direct = np.linalg.norm(C - np.exp(-2 * eta * ts)[:, None, None] * C[0], axis=(1, 2)) / scale
+    np.testing.assert_allclose(balance_residual_matrix(ts, W, Wp, alpha_p, eta), direct, rtol=1e-12)
 
 
 @given(seeds)
