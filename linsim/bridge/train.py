@@ -579,7 +579,8 @@ def train(cfg: TrainConfig, out: str | Path, *, resume: bool = False, force: boo
         if start_epoch > cfg.epochs:
             raise LinsimError(f"the run in {out} already has {meta['epoch']} epochs; pass a larger --epochs")
         records = [r for r in _read_records(out) if r["epoch"] <= meta["epoch"] and r["step"] <= meta["step"]]
-        show.line(f"resuming {out} after epoch {meta['epoch']} (step {meta['step']})")
+        note = " (the checkpoint save after it was interrupted: resuming from the one before)" if meta.get("recovered") else ""
+        show.line(f"resuming {out} after epoch {meta['epoch']} (step {meta['step']}){note}")
     else:
         state, start_epoch, time_offset, records = like, 1, 0.0, []
     _write_config(out, cfg, data, aug, spe, total, M.count_params(like.online))

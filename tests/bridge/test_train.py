@@ -134,6 +134,28 @@ def test_checkpoint_detects_mismatched_sidecar(byol_runs, tmp_path):
         C.load(tmp_path, "x", state)
 
 
+def test_checkpoint_killed_between_its_two_writes_falls_back(byol_runs, tmp_path, monkeypatch):
+    """The sidecar is written first with the replaced checkpoint's metadata: a kill before the .eqx lands leaves the
+    previous .eqx, which loads with its own metadata (epoch 1, not 2) and the flag "recovered"."""
+    _, state = T.load_run(byol_runs[0])
+    C.save(tmp_path, "x", state, {"epoch": 1})
+    C.save(tmp_path, "x", state, {"epoch": 2})  # clean: the sidecar remembers epoch 1
+    assert json.loads((tmp_path / "x.json").read_text())["previous"]["epoch"] == 1
+    assert C.load(tmp_path, "x", state)[1]["epoch"] == 2
+    newer = jax.tree_util.tree_map(lambda a: a + 1 if eqx.is_inexact_array(a) else a, state)
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(C, "atomic_write_bytes", killed)
+    with pytest.raises(KeyboardInterrupt):
+        C.save(tmp_path, "x", newer, {"epoch": 3})
+    tree, meta = C.load(tmp_path, "x", state)
+    assert meta["epoch"] == 2 and meta["recovered"] is True and "previous" not in meta
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(eqx.filter(tree, eqx.is_array)),
+                                                    jax.tree_util.tree_leaves(eqx.filter(state, eqx.is_array))))
+
+
 def test_resume_refuses_config_change(byol_runs, tiny_data):
     with pytest.raises(LinsimError, match="keeps its configuration"):
         T.train(tiny_cfg(epochs=3, lr=0.1), byol_runs[0], resume=True, data=tiny_data, progress=False)
