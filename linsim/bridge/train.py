@@ -58,6 +58,8 @@ RUN_KIND = "linsim bridge train"
 #: files and folders of a run folder that belong to linsim (``--force`` removes only these)
 OWN_FILES = ("config.json", "metrics.jsonl", "summary.json", "checkpoints", "comparison.json",
              "spectra.png", "predictor_invariants.png", "collapse.png", "accuracy.png")
+#: the files of checkpoints/ (``--force`` removes these and leaves anything else there)
+CHECKPOINT_FILES = ("init.eqx", "init.json", "last.eqx", "last.json")
 #: configuration fields a resumed run may change (they do not change the training trajectory)
 RESUMABLE_CHANGES = ("epochs", "data_dir", "log_every", "stop_on_collapse")
 EVAL_CHUNK = 256  # images per evaluation forward pass (fixed shape: one compilation)
@@ -415,12 +417,14 @@ def prepare_run_dir(out: Path, *, resume: bool, force: bool) -> None:
     if not force:
         raise LinsimError(f"output folder {out} already holds a bridge run; pass --resume to continue it or "
                           "--force to replace it")
-    import shutil
-
     for name in OWN_FILES:
         p = out / name
-        if p.is_dir():
-            shutil.rmtree(p)
+        if p.is_dir():  # checkpoints/: only the checkpoint files; anything else a user put there stays
+            for f in p.iterdir():
+                if f.name in CHECKPOINT_FILES:
+                    f.unlink()
+            if not any(p.iterdir()):
+                p.rmdir()
         elif p.exists():
             p.unlink()
 

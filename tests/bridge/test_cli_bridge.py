@@ -57,10 +57,13 @@ def test_resume_continues_and_force_restarts(cli_run, npz):
     res = invoke("train", "--resume", "--out", out, "--epochs", 3, "--lr", 0.5, "--quiet")
     assert res.exit_code == 2 and "keeps its configuration" in res.output
     (out / "notes.txt").write_text("mine")
+    (out / "checkpoints" / "best.eqx").write_text("mine too")  # a user's file among the checkpoints
     res = invoke("train", "--dataset", "npz", "--data-dir", npz, "--epochs", 1, *TINY_ARGS, "--out", out, "--force")
     assert res.exit_code == 0, res.output
     assert [json.loads(line)["epoch"] for line in (out / "metrics.jsonl").read_text().splitlines()] == [0, 1]
     assert (out / "notes.txt").read_text() == "mine"  # --force removes only linsim's own files
+    assert (out / "checkpoints" / "best.eqx").read_text() == "mine too"
+    assert json.loads((out / "checkpoints" / "last.json").read_text())["epoch"] == 1
 
 
 def test_show_prints_table_and_writes_plots(cli_run):
