@@ -15,6 +15,10 @@ from typing import Any
 
 from linsim.errors import LinsimError
 
+#: Projector RankMe below this counts as collapse, in training and in evaluation alike: fewer than about one and
+#: a half effective dimensions (complete collapse to one direction has RankMe 1; a balanced rank-2 spectrum 2).
+COLLAPSE_RANKME = 1.5
+
 ARCHS = ("resnet-tiny", "resnet18")
 PREDICTORS = ("linear", "symmetric", "directpred", "directcopy", "mlp", "none")
 #: predictors that are one d x d matrix Wp (q = Wp z): the ones whose spectra are logged
@@ -103,7 +107,7 @@ class TrainConfig:
     probe_test: int = 1000
     log_every: int = 0
     precision: str = "auto"
-    collapse_rankme: float = 1.5
+    collapse_rankme: float = COLLAPSE_RANKME
     stop_on_collapse: bool = False
 
     def __post_init__(self) -> None:

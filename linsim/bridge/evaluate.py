@@ -27,6 +27,7 @@ import numpy as np
 import scipy.optimize
 
 from linsim import metrics
+from linsim.bridge.config import COLLAPSE_RANKME
 from linsim.errors import DivergenceError, LinsimError
 from linsim.theory import invariants as inv
 
@@ -42,9 +43,6 @@ __all__ = [
     "representation_report",
 ]
 
-#: RankMe below this counts as collapse: fewer than two effective dimensions (a balanced rank-2 spectrum has
-#: RankMe exactly 2; complete collapse to one point has RankMe 1).
-COLLAPSE_RANKME = 2.0
 #: Features whose centred spread (top centred singular value) is below this fraction of their size (top
 #: raw singular value) count as constant. float32 round-off of a constant map is ~1e-7 relative.
 CONSTANT_REL = 1e-6
@@ -193,7 +191,7 @@ def representation_report(feats: Any, *, prefix: str) -> dict[str, Any]:
 
 
 def is_collapsed(rankme: float, dim: int | None = None, *, threshold: float = COLLAPSE_RANKME) -> bool:
-    """Complete collapse: RankMe (Garrido et al. 2023) below ``threshold`` (default 2: fewer than two effective dims).
+    """Complete collapse: RankMe (Garrido et al. 2023) below ``threshold`` (default ``COLLAPSE_RANKME`` = 1.5, the trainer's).
 
     With ``dim`` (the representation's width) the bar is capped at 1 + (dim - 1)/2, so a 1-D or 2-D
     representation is not flagged for its size alone.

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from linsim.bridge.config import TrainConfig
 from linsim.bridge import evaluate as ev
 from linsim.errors import DivergenceError, LinsimError
 
@@ -188,7 +189,8 @@ def test_representation_report_input_errors():
 
 
 def test_is_collapsed_threshold():
-    assert ev.is_collapsed(1.2) and ev.is_collapsed(1.99) and not ev.is_collapsed(2.0)
+    assert ev.is_collapsed(1.2) and ev.is_collapsed(1.49) and not ev.is_collapsed(1.5)
+    assert ev.COLLAPSE_RANKME == TrainConfig().collapse_rankme  # one bar for training and evaluation
     assert not ev.is_collapsed(1.2, 100, threshold=1.1)
     # a 1-D representation always has RankMe ~1: not collapse by itself; 2-D: bar at 1.5
     assert not ev.is_collapsed(1.0, 1) and ev.is_collapsed(1.4, 2) and not ev.is_collapsed(1.6, 2)
