@@ -205,13 +205,11 @@ def view_roots(cfg: Config) -> tuple[np.ndarray, np.ndarray, bool]:
     v = (e1 - e2)/2 ~ N(0, X'/2), independent (their covariance is (X' - X')/4 = 0), the views are x1 = u + v and
     x2 = u - v. Two draws of n numbers per sample instead of three. Returns (R_u, R_v, diag): vectors when the
     statistics are diagonal (always per mode), so the roots act elementwise."""
-    if cfg.model == "modes":
-        x, xp = np.asarray(cfg.stats.x, float), np.asarray(cfg.stats.xp, float)
-        return np.sqrt(x + xp / 2), np.sqrt(xp / 2), True
-    X, Xp = np.asarray(cfg.stats.X, float), np.asarray(cfg.stats.Xp, float)
-    if not (np.count_nonzero(X - np.diag(np.diag(X))) or np.count_nonzero(Xp - np.diag(np.diag(Xp)))):
-        return np.sqrt(np.clip(np.diag(X) + np.diag(Xp) / 2, 0, None)), np.sqrt(np.clip(np.diag(Xp) / 2, 0, None)), True
-    return psd_sqrt(X + Xp / 2), psd_sqrt(Xp / 2), False
+    st = cfg.stats
+    if cfg.model == "modes" or st.is_diagonal:
+        x, xp = np.asarray(st.x, float), np.asarray(st.xp, float)
+        return np.sqrt(np.clip(x + xp / 2, 0, None)), np.sqrt(np.clip(xp / 2, 0, None)), True
+    return psd_sqrt(st.X + st.Xp / 2), psd_sqrt(st.Xp / 2), False
 
 
 def _sample_views(key, B, Ru, Rv, diag):
