@@ -352,17 +352,19 @@ def test_sde_matches_sgd_mean_and_variance():
     0.0124, 0.00076); mean differences -0.5, 1.3, -0.1 SE; variance ratios SDE/SGD 1.07, 1.03, 0.99."""
     K = 300
     base = _cfg(n1=3, t_max=2.0, dt=0.02, n_save=2, alpha_p=1.5)
-    sgd = sto.simulate_sgd(dataclasses.replace(base, noise=Noise(kind="sgd", batch=16, seeds=K)))
     sde = sto.simulate_sde(dataclasses.replace(base, noise=Noise(kind="sde", batch=16, seeds=K)))
-    s1, s2 = sgd.s[:, -1], sde.s[:, -1]
-    m1, m2, v1, v2 = s1.mean(0), s2.mean(0), s1.var(0, ddof=1), s2.var(0, ddof=1)
-    se_mean = np.sqrt((v1 + v2) / K)
-    assert np.all(np.abs(m1 - m2) <= 4 * se_mean), (m1, m2, se_mean)
-    se_var = np.sqrt(2 / (K - 1)) * np.sqrt(v1**2 + v2**2)
-    assert np.all(np.abs(v1 - v2) <= 4 * se_var), (v1, v2, se_var)
-    ode = simulate(base)  # the noise is visible: the spread is far above the SGD bias
-    assert np.all(np.sqrt(v1) > 10 * se_mean / np.sqrt(2))
-    assert np.all(np.abs(m1 - ode.s[-1]) < 0.1 * np.abs(ode.s[-1]) + 3 * se_mean)
+    ode = simulate(base)
+    for sampler in ("samples", "moments"):  # both ways of drawing SGD's batches (B = 16 >= 2n = 8)
+        sgd = sto.simulate_sgd(dataclasses.replace(base, noise=Noise(kind="sgd", batch=16, seeds=K, sampler=sampler)))
+        s1, s2 = sgd.s[:, -1], sde.s[:, -1]
+        m1, m2, v1, v2 = s1.mean(0), s2.mean(0), s1.var(0, ddof=1), s2.var(0, ddof=1)
+        se_mean = np.sqrt((v1 + v2) / K)
+        assert np.all(np.abs(m1 - m2) <= 4 * se_mean), (sampler, m1, m2, se_mean)
+        se_var = np.sqrt(2 / (K - 1)) * np.sqrt(v1**2 + v2**2)
+        assert np.all(np.abs(v1 - v2) <= 4 * se_var), (sampler, v1, v2, se_var)
+        # the noise is visible: the spread is far above the SGD bias
+        assert np.all(np.sqrt(v1) > 10 * se_mean / np.sqrt(2))
+        assert np.all(np.abs(m1 - ode.s[-1]) < 0.1 * np.abs(ode.s[-1]) + 3 * se_mean)
 
 
 def test_sde_modes_and_errors():
