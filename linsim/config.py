@@ -397,6 +397,8 @@ class Noise:
             h = _finite("sde_dt", self.sde_dt)
             if not (h > 0 and math.isfinite(h)):
                 raise LinsimError(f"sde_dt must be finite and > 0, got {h:g}")
+        if self.sampler != "auto" and self.kind != "sgd":
+            raise LinsimError(f"sampler {self.sampler!r} applies to --noise sgd only (this run has noise {self.kind!r})")
         if self.kind == "sde" and (self.momentum or self.normalized):
             raise LinsimError("the SDE models plain SGD on the un-normalised loss: momentum and normalized need --noise sgd")
 

@@ -257,6 +257,8 @@ def test_sampler_choice_and_errors():
         sto.simulate_sgd(mk("matrix", 4, 7, sampler="moments"))
     with pytest.raises(LinsimError, match="unknown sampler"):
         Noise(kind="sgd", sampler="wishart")
+    with pytest.raises(LinsimError, match="applies to --noise sgd only"):
+        Noise(kind="sde", sampler="moments")
 
 
 def test_seed_groups_run_in_threads_give_the_same_ensemble(monkeypatch):
