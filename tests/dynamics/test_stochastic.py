@@ -324,8 +324,9 @@ def test_sgd_converges_to_ode_at_rate_alpha():
     """Error of the ensemble mean of F = W W^T at t = 2 against the ODE (tsit5, rtol 1e-11), halving alpha
     and quadrupling B: (0.1, 16), (0.05, 64), (0.025, 256), K = 128 seeds, n = n1 = 4, init scale 1.
 
-    Measured (K = 512): relative errors 1.48e-1, 5.84e-2, 2.66e-2 (ensemble standard error 4e-3, 1e-3,
-    4e-4), i.e. error ratios 2.5 and 2.2 per halving, fitted order 1.2 in alpha: first order, dominated by
+    Measured (K = 512; batches drawn as samples at B = 16, as moments at 64 and 256): relative errors 1.49e-1,
+    5.78e-2, 2.64e-2 (ensemble standard error 4e-3, 1e-3, 4e-4), i.e. error ratios 2.6 and 2.2 per halving,
+    fitted order 1.2 in alpha: first order, dominated by
     the Euler discretisation bias (full-batch Euler errors 1.13e-1, 5.3e-2, 2.6e-2); the noise-induced
     bias O(alpha/B) is below it. Asserted: fitted order in [0.8, 1.6], every ratio >= 1.6."""
     ode = simulate(dataclasses.replace(_cfg(), solver=Solver(t_max=2.0, n_save=2, rtol=1e-11, atol=1e-13)))
@@ -349,9 +350,10 @@ def test_sgd_converges_to_ode_at_rate_alpha():
 def test_sde_matches_sgd_mean_and_variance():
     """At t = 2 (alpha = 0.02, B = 16, K = 300, n = 4, n1 = 3) the relative spread of s_j is ~2-50%:
     visible but small. Means agree within 4 standard errors and variances within 4 standard errors of the
-    variance (sqrt(2/(K-1)) var, Gaussian approximation). Measured (this setting): SGD means
-    (0.8420, 0.4432, 0.00170) +- std (0.0183, 0.0122, 0.00076); SDE (0.8427, 0.4419, 0.00170) +- (0.0190,
-    0.0124, 0.00076); mean differences -0.5, 1.3, -0.1 SE; variance ratios SDE/SGD 1.07, 1.03, 0.99."""
+    variance (sqrt(2/(K-1)) var, Gaussian approximation). Measured (this setting): SDE means
+    (0.8427, 0.4419, 0.00170) +- std (0.0190, 0.0124, 0.00076); SGD drawn as samples (0.8424, 0.4430, 0.00170)
+    +- (0.0172, 0.0119, 0.00077), mean differences -0.2, 1.0, -0.05 SE, variance ratios SDE/SGD 1.22, 1.09, 0.98;
+    drawn as moments (0.8420, 0.4405, 0.00165) +- (0.0178, 0.0119, 0.00067), -0.5, -1.4, -0.9 SE, 1.14, 1.08, 1.27."""
     K = 300
     base = _cfg(n1=3, t_max=2.0, dt=0.02, n_save=2, alpha_p=1.5)
     sde = sto.simulate_sde(dataclasses.replace(base, noise=Noise(kind="sde", batch=16, seeds=K)))
