@@ -1,6 +1,7 @@
 """`linsim simulate` (one run: table, files, plot) and `linsim fixed-points` (the analytic picture)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -119,6 +120,34 @@ def with_rules_and_noise(cfg: Config, *, rho: float, eps: float, freq: int, form
                                noise=Noise(kind=noise, batch=batch, seeds=seeds, momentum=momentum, sampler=sampler))
 
 
+class _SgdProgress:
+    """A progress bar of SGD steps on stderr (``enabled``), else nothing."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled, self.bar, self.task = enabled, None, None
+
+    def __enter__(self) -> "_SgdProgress":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("sgd"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                                TimeRemainingColumn(), console=Console(stderr=True))
+            self.bar.start()
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            return
+        if self.task is None:
+            self.task = self.bar.add_task("sgd", total=total)
+        self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
 def print_ensemble(ens: dict) -> None:
     """Ensemble mean +- std over seeds of the final p_j and s_j (modes by descending mean s)."""
     drawn = f" (drawn as {ens['sampler']})" if "sampler" in ens else ""
@@ -169,6 +198,7 @@ def simulate(
     lr: Optional[float] = typer.Option(None, help="SGD learning rate alpha (overrides --dt)"),
     seeds: int = typer.Option(1, help="--noise sgd/sde: ensemble size (noise seeds derived from --seed)"),
     sampler: str = typer.Option("auto", help=choices("--noise sgd: draw each batch as B 'samples', or as their exact second moment ('moments': one Wishart draw; un-normalised loss, batch >= 2n), or 'auto' (moments where exact and cheaper)", SAMPLERS)),
+    no_progress: bool = typer.Option(False, "--no-progress", help="--noise sgd: no progress bar (shown on a terminal)"),
     momentum: float = typer.Option(0.0, help="heavy-ball SGD momentum mu (torch convention; full-batch with the euler solver, or --noise sgd); at small lr a step lasts lr/(1-mu) of ODE time"),
 ) -> None:
     """Integrate the linear BYOL/SimSiam dynamics and report what happens to every eigenmode."""
@@ -198,7 +228,8 @@ def simulate(
     if cfg.noise.kind != "none":  # an ensemble; the per-mode table and the plot show seed 0
         from linsim.dynamics.stochastic import simulate_ensemble
 
-        ens = simulate_ensemble(cfg, y0)
+        with _SgdProgress(not no_progress and cfg.noise.kind == "sgd" and sys.stderr.isatty()) as bar:
+            ens = simulate_ensemble(cfg, y0, progress=bar.update)
         traj = ens.trajectory(0)
     else:
         traj = run(cfg, y0=y0)

@@ -53,7 +53,7 @@ import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import diffrax as dfx
 import jax
@@ -351,14 +351,27 @@ def _over_seed_groups(run, carry0, keys):
     return jax.tree_util.tree_map(lambda *a: jnp.concatenate(a), *outs)
 
 
-def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None) -> "Ensemble":
+CALLS = 20  # an ensemble runs in about this many equal calls, so that it can report progress between them
+
+
+def _blocks_per_call(n_blocks: int) -> int:
+    """Save blocks per call: the divisor of ``n_blocks`` nearest n_blocks / CALLS (equal calls, one compilation)."""
+    divisors = [d for d in range(1, n_blocks + 1) if n_blocks % d == 0]
+    return min(divisors, key=lambda d: (abs(d - n_blocks / CALLS), d))
+
+
+def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> "Ensemble":
     """Finite-batch SGD ensemble (``cfg.noise.seeds`` seeds, shared initial state), step alpha = ``cfg.solver.dt``,
     saved every ``save_every`` steps as in the Euler solver. Seeds come from ``cfg.init.seed``.
 
     ``start``: continue an ensemble (``Ensemble.resume_state()``): per-seed weights, momentum buffers, F_hat,
     the step counter and the end time ``t`` (saved times continue from it); the minibatches continue the same
     random stream, so a run of 2T steps equals a run of T steps continued for T (a learning-rate schedule is a
-    chain of runs with different ``Solver.dt``)."""
+    chain of runs with different ``Solver.dt``).
+
+    The steps run in about ``CALLS`` equal compiled calls, always the same for a given config (so the numbers do
+    not depend on ``progress``); ``progress(steps_done, steps_total)`` is called after each."""
     from linsim.limits import check_simulation
     from linsim.solve import euler_grid, make_args, variant_of
 
@@ -371,15 +384,26 @@ def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None)
     h = time_per_step(cfg)  # alpha / (1 - mu): saved times are ODE times, as in the discrete simulator
     n_save, every = euler_grid(s.t_max, h, s.n_save)
     carry0 = _sgd_start(cfg, y0, start)
+    n_blocks = n_save - 1
+    per_call = _blocks_per_call(n_blocks)
     run = functools.partial(
         _run_sgd, args=make_args(cfg), Ru=jnp.asarray(Ru), Rv=jnp.asarray(Rv), dt=jnp.asarray(s.dt),
         momentum=jnp.asarray(nz.momentum), rho=jnp.asarray(pr.rho), eps=jnp.asarray(pr.eps),
         model=cfg.model, variant=variant_of(cfg), batch=int(nz.batch), normalized=bool(nz.normalized),
         symmetric=bool(nz.symmetric), rule=rule, form=pr.form, norm=pr.norm, freq=int(pr.freq),
-        n_save=n_save, save_every=every, moments=moments, diag=diag,
+        n_save=per_call + 1, save_every=every, moments=moments, diag=diag,
     )
-    ys, bufs, Fs = _over_seed_groups(run, carry0, _keys(cfg, 1))
-    k0 = np.asarray(carry0[3])
+    keys, k0 = _keys(cfg, 1), np.asarray(carry0[3])
+    carry, parts = carry0, []
+    for i in range(n_blocks // per_call):  # each call saves its start state and per_call more
+        out = jax.tree_util.tree_map(np.asarray, _over_seed_groups(run, carry, keys))
+        parts.append(out if i == 0 else jax.tree_util.tree_map(lambda a: a[:, 1:], out))
+        done = (i + 1) * per_call * every
+        ys_last, bufs_last, F_last = jax.tree_util.tree_map(lambda a: jnp.asarray(a[:, -1]), out)
+        carry = (ys_last, bufs_last, F_last, jnp.asarray(k0 + done))
+        if progress is not None:
+            progress(done, n_blocks * every)
+    ys, bufs, Fs = jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=1), *parts)
     t0 = float(np.asarray(start["t"]).reshape(-1)[0]) if start is not None and "t" in start else float(k0[0]) * h
     ens = Ensemble.from_states(cfg, t0 + np.arange(n_save) * every * h, ys, kind="sgd")
 
@@ -466,10 +490,12 @@ def simulate_sde(cfg: Config, y0: dict | None = None, brownian: str = "virtual")
     return Ensemble.from_states(cfg, ts, ys, kind="sde")
 
 
-def simulate_ensemble(cfg: Config, y0: dict | None = None) -> "Ensemble":
-    """Dispatch on ``cfg.noise.kind``: 'sgd' or 'sde' ('none' raises: use ``linsim.solve.simulate``)."""
+def simulate_ensemble(cfg: Config, y0: dict | None = None,
+                      progress: Callable[[int, int], None] | None = None) -> "Ensemble":
+    """Dispatch on ``cfg.noise.kind``: 'sgd' (with ``progress``, see ``simulate_sgd``) or 'sde' ('none' raises:
+    use ``linsim.solve.simulate``)."""
     if cfg.noise.kind == "sgd":
-        return simulate_sgd(cfg, y0)
+        return simulate_sgd(cfg, y0, progress=progress)
     if cfg.noise.kind == "sde":
         return simulate_sde(cfg, y0)
     raise LinsimError("noise is 'none': use linsim.solve.simulate for the deterministic dynamics")

@@ -278,6 +278,27 @@ def test_seed_groups_run_in_threads_give_the_same_ensemble(monkeypatch):
     assert not np.allclose(a.states["W"][0, -1], a.states["W"][2, -1])
 
 
+def test_sgd_runs_in_calls_that_report_progress_and_change_no_number(monkeypatch):
+    """The steps run in ~CALLS equal calls (progress after each), each continuing the last one's weights, buffers,
+    F_hat and step counter: the ensemble equals one call bit for bit (a dropped or doubled save, or a restarted
+    key stream, would not)."""
+    cfg = _cfg(noise=Noise(kind="sgd", batch=8, seeds=2, momentum=0.5, sampler="moments"), t_max=2.0, n_save=41,
+               predictor="directpred")
+    seen = []
+    a = sto.simulate_sgd(cfg, progress=lambda done, total: seen.append((done, total)))
+    steps = int(round((a.ts[-1] - a.ts[0]) / 0.1))  # momentum 0.5: a step lasts dt / (1 - mu) = 0.1
+    assert len(seen) == sto.CALLS and seen[-1] == (steps, steps)
+    assert [d for d, _ in seen] == sorted({d for d, _ in seen})
+    assert sto._blocks_per_call(300) == 15 and sto._blocks_per_call(7) == 1 and sto._blocks_per_call(1) == 1
+    monkeypatch.setattr(sto, "CALLS", 1)
+    b = sto.simulate_sgd(cfg)
+    assert a.ts.shape == b.ts.shape == (21,)
+    for k in a.states:
+        np.testing.assert_array_equal(a.states[k], b.states[k])
+    for k in ("final_buf_W", "final_buf_Wp", "final_F_hat", "final_step"):
+        np.testing.assert_array_equal(a.extras[k], b.extras[k])
+
+
 def test_sgd_moments_reproducible_and_seeded():
     """Same seed, same numbers on the moment path too (per mode and matrix); different seeds differ."""
     for model in ("matrix", "modes"):
