@@ -120,6 +120,43 @@ def with_rules_and_noise(cfg: Config, *, rho: float, eps: float, freq: int, form
                                noise=Noise(kind=noise, batch=batch, seeds=seeds, momentum=momentum, sampler=sampler))
 
 
+CHECKPOINT_SECONDS = 10.0  # an unfinished SGD ensemble is checkpointed at most this often (after a call)
+
+
+def _unfinished(out: Path, cfg: Config, force: bool):
+    """(checkpoint path, partial run to continue or None) for ``simulate --noise sgd --out OUT``."""
+    from linsim.dynamics import sgd_checkpoint
+
+    ckpt = sgd_checkpoint.path_for(out)
+    if not ckpt.exists():
+        return ckpt, None
+    partial = sgd_checkpoint.load(ckpt, cfg)
+    if partial is None and not force:
+        raise LinsimError(f"{ckpt} holds an unfinished SGD run of another configuration for this --out; rerun that "
+                          "command to finish it, or pass --force to start this one (its checkpoint replaces that one)")
+    if partial is not None:
+        typer.echo(f"continuing the unfinished run checkpointed in {ckpt} (after call {partial['calls_done']} of "
+                   f"{partial['calls']})", err=True)
+    return ckpt, partial
+
+
+def _run_sgd_resumable(cfg: Config, y0, ckpt: Path, partial, progress):
+    """``simulate_sgd`` checkpointing to ``ckpt`` (at most every CHECKPOINT_SECONDS) so that a killed run can finish."""
+    import time
+
+    from linsim.dynamics import sgd_checkpoint
+    from linsim.dynamics.stochastic import simulate_sgd
+
+    last = [time.monotonic()]
+
+    def on_call(done: int, calls: int, saved) -> None:
+        if time.monotonic() - last[0] >= CHECKPOINT_SECONDS:
+            sgd_checkpoint.save(ckpt, cfg, done, calls, saved())
+            last[0] = time.monotonic()
+
+    return simulate_sgd(cfg, y0, progress=progress, on_call=on_call, partial=partial)
+
+
 class _SgdProgress:
     """A progress bar of SGD steps on stderr (``enabled``), else nothing."""
 
@@ -224,12 +261,16 @@ def simulate(
     from linsim.dynamics.modes import fixed_points
     from linsim.solve import simulate as run
 
-    ens = None
-    if cfg.noise.kind != "none":  # an ensemble; the per-mode table and the plot show seed 0
-        from linsim.dynamics.stochastic import simulate_ensemble
+    ens = ckpt = None
+    if cfg.noise.kind == "sgd":  # an ensemble; the per-mode table and the plot show seed 0
+        ckpt, partial = _unfinished(out, cfg, force)
+        with _SgdProgress(not no_progress and sys.stderr.isatty()) as bar:
+            ens = _run_sgd_resumable(cfg, y0, ckpt, partial, bar.update)
+        traj = ens.trajectory(0)
+    elif cfg.noise.kind == "sde":
+        from linsim.dynamics.stochastic import simulate_sde
 
-        with _SgdProgress(not no_progress and cfg.noise.kind == "sgd" and sys.stderr.isatty()) as bar:
-            ens = simulate_ensemble(cfg, y0, progress=bar.update)
+        ens = simulate_sde(cfg, y0)
         traj = ens.trajectory(0)
     else:
         traj = run(cfg, y0=y0)
@@ -248,6 +289,8 @@ def simulate(
             from linsim.plots import plot_run
 
             atomic_savefig(plot_run(traj), tmp / "run.png")
+    if ckpt is not None:  # finished and written: the unfinished-run checkpoint (linsim's own) has served
+        ckpt.unlink(missing_ok=True)
     h, pr = cfg.hyper, cfg.predictor
     applies = h.stop_grad and (h.predictor in ("grad", "symmetric") or (h.predictor == "directpred" and pr.form == "theory"))
     fp = fixed_points(eta, alpha_p, sigma2, eta_p=h.eta_p_value) if cfg.stats.kind == "isotropic" and applies else None

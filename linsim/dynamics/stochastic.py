@@ -361,7 +361,8 @@ def _blocks_per_call(n_blocks: int) -> int:
 
 
 def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> "Ensemble":
+                 progress: Callable[[int, int], None] | None = None, on_call: Callable | None = None,
+                 partial: dict | None = None) -> "Ensemble":
     """Finite-batch SGD ensemble (``cfg.noise.seeds`` seeds, shared initial state), step alpha = ``cfg.solver.dt``,
     saved every ``save_every`` steps as in the Euler solver. Seeds come from ``cfg.init.seed``.
 
@@ -371,7 +372,10 @@ def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None,
     chain of runs with different ``Solver.dt``).
 
     The steps run in about ``CALLS`` equal compiled calls, always the same for a given config (so the numbers do
-    not depend on ``progress``); ``progress(steps_done, steps_total)`` is called after each."""
+    not depend on ``progress``); ``progress(steps_done, steps_total)`` is called after each. A killed run can be
+    continued bit for bit: ``on_call(calls_done, calls, saved)`` is called after each call but the last, where
+    ``saved()`` returns (states, momentum buffers, F_hat) saved so far (leading axes: seed, time); passing
+    ``partial={"calls_done", "calls", "ys", "bufs", "Fs"}`` from it to the same config continues the run."""
     from linsim.limits import check_simulation
     from linsim.solve import euler_grid, make_args, variant_of
 
@@ -394,16 +398,25 @@ def simulate_sgd(cfg: Config, y0: dict | None = None, start: dict | None = None,
         n_save=per_call + 1, save_every=every, moments=moments, diag=diag,
     )
     keys, k0 = _keys(cfg, 1), np.asarray(carry0[3])
-    carry, parts = carry0, []
-    for i in range(n_blocks // per_call):  # each call saves its start state and per_call more
+    calls = n_blocks // per_call
+    joined = lambda: jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=1), *parts)  # noqa: E731
+    carry, parts, first = carry0, [], 0
+    if partial is not None:  # continue an interrupted run after its last finished call
+        first = int(partial["calls_done"])
+        if int(partial["calls"]) != calls or not 0 < first <= calls:
+            raise LinsimError(f"the partial run was cut into {partial['calls']} calls, this one into {calls}: not the same run")
+        parts = [(partial["ys"], tuple(partial["bufs"]), partial["Fs"])]
+    for i in range(first, calls):  # each call saves its start state and per_call more
+        if i > 0:
+            ys_last, bufs_last, F_last = jax.tree_util.tree_map(lambda a: jnp.asarray(a[:, -1]), parts[-1])
+            carry = (ys_last, bufs_last, F_last, jnp.asarray(k0 + i * per_call * every))
         out = jax.tree_util.tree_map(np.asarray, _over_seed_groups(run, carry, keys))
         parts.append(out if i == 0 else jax.tree_util.tree_map(lambda a: a[:, 1:], out))
-        done = (i + 1) * per_call * every
-        ys_last, bufs_last, F_last = jax.tree_util.tree_map(lambda a: jnp.asarray(a[:, -1]), out)
-        carry = (ys_last, bufs_last, F_last, jnp.asarray(k0 + done))
         if progress is not None:
-            progress(done, n_blocks * every)
-    ys, bufs, Fs = jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=1), *parts)
+            progress((i + 1) * per_call * every, n_blocks * every)
+        if on_call is not None and i + 1 < calls:
+            on_call(i + 1, calls, joined)
+    ys, bufs, Fs = joined()
     t0 = float(np.asarray(start["t"]).reshape(-1)[0]) if start is not None and "t" in start else float(k0[0]) * h
     ens = Ensemble.from_states(cfg, t0 + np.arange(n_save) * every * h, ys, kind="sgd")
 

@@ -190,3 +190,55 @@ def test_same_seed_same_numbers(tmp_path):
 def test_help_keeps_literal_brackets():
     res = invoke("simulate", "--help")
     assert res.exit_code == 0 and "[default: eta]" in " ".join(res.output.split())
+
+
+def test_killed_sgd_ensemble_finishes_when_rerun(tmp_path, monkeypatch):
+    """`simulate --noise sgd` checkpoints after its calls; killed right after a checkpoint (here: an exception in
+    the 7th save), the same command continues from it and writes what an uninterrupted run writes, bit for bit;
+    the checkpoint is then removed. Another configuration for the same --out is refused (exit 2) unless --force."""
+    import linsim.cli.simulate as cs
+    from linsim.dynamics import sgd_checkpoint
+
+    monkeypatch.setattr(cs, "CHECKPOINT_SECONDS", 0.0)
+    args = ["simulate", "--model", "matrix", "--n", 3, "--noise", "sgd", "--batch", 8, "--seeds", 2, "--lr", 0.05,
+            "--t-max", 4, "--momentum", 0.5, "--no-plot"]
+    whole = invoke(*args, "--out", tmp_path / "whole")
+    assert whole.exit_code == 0, whole.output
+    real_save = sgd_checkpoint.save
+
+    def killed_after_7(path, cfg, done, calls, saved):
+        real_save(path, cfg, done, calls, saved)
+        if done == 7:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "cut"
+    monkeypatch.setattr(sgd_checkpoint, "save", killed_after_7)
+    res = invoke(*args, "--out", out)
+    assert res.exit_code == 130 and not out.exists()  # interrupted: nothing written to --out
+    ckpt = sgd_checkpoint.path_for(out)
+    assert ckpt.is_file()
+    monkeypatch.setattr(sgd_checkpoint, "save", real_save)
+    other = invoke(*args[:-1], "--seeds", 3, "--no-plot", "--out", out)  # another config, same --out
+    assert other.exit_code == 2 and "unfinished SGD run of another configuration" in other.output and ckpt.is_file()
+    from linsim.dynamics import stochastic as sto
+
+    calls, real_calls = [], sto._over_seed_groups
+    monkeypatch.setattr(sto, "_over_seed_groups", lambda *a: calls.append(1) or real_calls(*a))
+    res = invoke(*args, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "after call 7 of 20" in res.output and not ckpt.exists()
+    assert len(calls) == 13  # only the calls after the checkpoint ran again
+    with np.load(tmp_path / "whole" / "ensemble.npz") as a, np.load(out / "ensemble.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        for k in a.files:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_unreadable_sgd_checkpoint_is_a_clear_error(tmp_path):
+    from linsim.dynamics import sgd_checkpoint
+
+    out = tmp_path / "r"
+    sgd_checkpoint.path_for(out).write_bytes(b"not an npz")
+    res = invoke("simulate", "--noise", "sgd", "--batch", 8, "--t-max", 0.5, "--no-plot", "--out", out)
+    assert res.exit_code == 2 and "could not be read" in res.output and "delete it" in res.output
+    assert res.output.count("\n") == 1 and not out.exists()
