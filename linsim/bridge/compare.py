@@ -291,11 +291,16 @@ def plot_comparison(real: list[dict], sim: list[dict], pq_real: dict, pq_sim: di
 # ---------------------------------------------------------------- the whole comparison
 
 
+OUTPUTS = ("comparison.json", "comparison.png")
+
+
 def compare(run_dir: str | Path, options: CompareOptions = CompareOptions(), out: str | Path | None = None,
-            data=None) -> dict[str, Any]:
+            data=None, force: bool = False) -> dict[str, Any]:
     """Compare a run folder with the linear theory (module docstring); returns the comparison dict and writes
     ``comparison.json`` and ``comparison.png`` into ``out`` (default: the run folder). ``data``: an
-    ``ImageData`` to estimate X, X' from instead of reloading the run's dataset."""
+    ``ImageData`` to estimate X, X' from instead of reloading the run's dataset. A separate ``out`` is a linsim
+    output folder like any other (``linsim.io.atomic_dir``): checked before any compute, refused if it holds
+    files linsim did not write, and replaced only with ``force``."""
     import jax
 
     from linsim.bridge import data as D
@@ -303,8 +308,13 @@ def compare(run_dir: str | Path, options: CompareOptions = CompareOptions(), out
     from linsim.config import Stats
     from linsim.io import atomic_savefig, atomic_write_json
 
+    from linsim.io import atomic_dir, prepare_out
+
     run_dir = Path(run_dir)
-    out = run_dir if out is None else Path(out)
+    separate = out is not None and Path(out).resolve() != run_dir.resolve()
+    out = Path(out) if separate else run_dir
+    if separate:
+        prepare_out(out, force, "bridge compare")  # only files in a linsim manifest count as linsim's
     tcfg, blob = T.read_config(run_dir)
     records = [r for r in T._read_records(run_dir) if r.get("kind") == "epoch"]
     if len(records) < 2:
@@ -356,14 +366,23 @@ def compare(run_dir: str | Path, options: CompareOptions = CompareOptions(), out
         "held": sum(v["held"] is True for v in vs), "not_held": sum(v["held"] is False for v in vs),
         "undecided": sum(v["held"] is None for v in vs),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    fig = plot_comparison(real, sim, pq_real, pq_sim, epochs_real, list(range(len(sim))))
-    atomic_savefig(fig, out / "comparison.png", dpi=110)
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
-    atomic_write_json(out / "comparison.json", result)
-    result["files"] = [str(out / "comparison.json"), str(out / "comparison.png")]
+    fig = plot_comparison(real, sim, pq_real, pq_sim, epochs_real, list(range(len(sim))))
+
+    def write(folder: Path) -> None:
+        atomic_savefig(fig, folder / "comparison.png", dpi=110)
+        atomic_write_json(folder / "comparison.json", result)
+
+    try:
+        if separate:
+            with atomic_dir(out, force=force, command="bridge compare") as tmp:
+                write(tmp)
+        else:  # the run folder is linsim's; these two names are among its own files
+            write(out)
+    finally:
+        plt.close(fig)
+    result["files"] = [str(out / name) for name in OUTPUTS]
     return result
 
 

@@ -18,14 +18,15 @@ def compare_cmd(
     images: int = typer.Option(512, help="pre-training images whose augmented views estimate X and X'"),
     seeds: int = typer.Option(4, help="size of the simulated SGD ensemble"),
     seed: int = typer.Option(0, help="seed of the augmentations for the estimate and of the simulated ensemble"),
-    out: Optional[Path] = typer.Option(None, help="folder for comparison.json and comparison.png [default: RUN]"),
+    out: Optional[Path] = typer.Option(None, help="folder for comparison.json and comparison.png [default: RUN]; a folder holding other files is refused"),
+    force: bool = typer.Option(False, help="replace the comparison in an existing --out folder written by linsim"),
     json_out: bool = typer.Option(False, "--json", help="print comparison.json's content instead of the verdicts"),
 ) -> None:
     """Simulate the linear model that the run's initial features and training config map to, put real and
     simulated spectra and invariants side by side and print a verdict per prediction of the theory."""
     from linsim.bridge.compare import CompareOptions, compare, verdict_lines
 
-    result = compare(run, CompareOptions(images=images, seeds=seeds, seed=seed), out=out)
+    result = compare(run, CompareOptions(images=images, seeds=seeds, seed=seed), out=out, force=force)
     if json_out:
         typer.echo(dumps(result))
         return

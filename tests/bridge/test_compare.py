@@ -97,6 +97,27 @@ def test_compare_end_to_end(tiny_run):
     assert (tiny_run / "comparison.png").stat().st_size > 1000
 
 
+def test_compare_out_folder_is_checked_first_and_never_overwrites_foreign_files(tiny_run, tmp_path):
+    """A separate --out is a linsim output folder: one holding a user's comparison.png is refused (exit 2) before
+    any compute and left byte for byte; a new one gets both files and a manifest; rerunning needs --force;
+    --out equal to the run folder writes into the run as the default does."""
+    args = ["bridge", "compare", str(tiny_run), "--images", "64", "--seeds", "2"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "comparison.png").write_bytes(b"my own figure")
+    r = CliRunner().invoke(app, [*args, "--out", str(mine), "--force"])
+    assert r.exit_code == 2 and "did not write" in r.output
+    assert (mine / "comparison.png").read_bytes() == b"my own figure" and sorted(p.name for p in mine.iterdir()) == ["comparison.png"]
+    new = tmp_path / "new"
+    r = CliRunner().invoke(app, [*args, "--out", str(new)])
+    assert r.exit_code == 0, r.output
+    assert {"comparison.json", "comparison.png", ".linsim-outputs.json"} <= {p.name for p in new.iterdir()}
+    again = CliRunner().invoke(app, [*args, "--out", str(new)])
+    assert again.exit_code == 2 and "--force" in again.output
+    assert CliRunner().invoke(app, [*args, "--out", str(new), "--force"]).exit_code == 0
+    assert CliRunner().invoke(app, [*args, "--out", str(tiny_run)]).exit_code == 0
+
+
 def test_compare_refuses_mlp_predictor_and_missing_run(tmp_path):
     with pytest.raises(LinsimError, match="linear predictor"):
         C.simulate_run(TrainConfig(predictor="mlp"), None, np.eye(2), None, steps_per_epoch=1, epochs=1, seeds=1, seed=0)
