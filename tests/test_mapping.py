@@ -229,8 +229,6 @@ def test_cli_map_bad_input():
 def _views_of(key, cfg, sampler):
     """The minibatch (x1, x2) linsim's SGD step k uses: its samples, or (moments) a batch with exactly the second
     moment linsim drew, sum_b zeta_b zeta_b^T = A A^T, built as the rows of Q A^T with Q orthonormal columns."""
-    import jax
-
     from linsim.dynamics import stochastic as sto
     from linsim.dynamics.wishart import bartlett
 

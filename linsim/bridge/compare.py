@@ -306,9 +306,7 @@ def compare(run_dir: str | Path, options: CompareOptions = CompareOptions(), out
     from linsim.bridge import data as D
     from linsim.bridge import train as T
     from linsim.config import Stats
-    from linsim.io import atomic_savefig, atomic_write_json
-
-    from linsim.io import atomic_dir, prepare_out
+    from linsim.io import atomic_dir, atomic_savefig, atomic_write_json, prepare_out
 
     run_dir = Path(run_dir)
     separate = out is not None and Path(out).resolve() != run_dir.resolve()
