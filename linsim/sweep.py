@@ -34,7 +34,6 @@ import functools
 import hashlib
 import json
 import math
-import os
 import re
 import shutil
 import sys
@@ -47,7 +46,9 @@ import numpy as np
 
 import linsim  # noqa: F401  (float64)
 from linsim.errors import LinsimError
+from linsim.host import cores
 from linsim.io import atomic_savez, atomic_write_json, to_jsonable
+from linsim.progress import ProgressBar
 from linsim.theory import invariants as inv
 
 MODE_AXES = ("eta", "eta_p", "beta", "alpha_p", "sigma2", "p0", "s0")
@@ -334,10 +335,7 @@ def parallel_chunks(spec: SweepSpec) -> int:
     ndev = len(jax.local_devices())
     if ndev > 1:
         return ndev
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return cores()
 
 
 # ------------------------------------------------------------------------------------------ solving
@@ -564,29 +562,6 @@ class SweepResult:
         return cls(spec, data, out_dir, meta.get("files", []), meta.get("info", {}))
 
 
-class _Progress:
-    """A rich progress bar on stderr (or nothing)."""
-
-    def __init__(self, enabled: bool, total: int, done: int):
-        self.bar = None
-        if enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
-                                TimeRemainingColumn(), console=Console(stderr=True), transient=False)
-            self.bar.start()
-            self.task = self.bar.add_task("sweep", total=total, completed=done)
-
-    def advance(self) -> None:
-        if self.bar is not None:
-            self.bar.advance(self.task)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 def _get_client(scheduler: Any):
     try:
         import distributed
@@ -793,7 +768,7 @@ def _run_locked(spec: SweepSpec, out: Path, cs: int, resuming: bool, progress: b
     todo = [i for i in range(n_chunks) if not finished(i)]
     n_done = n_chunks - len(todo)
     t0 = time.perf_counter()
-    bar = _Progress(progress, n_chunks, n_done)
+    bar = ProgressBar(progress, "sweep", "chunks", n_chunks, n_done)
 
     def save(i: int, res: dict) -> None:
         nonlocal n_done

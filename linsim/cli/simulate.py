@@ -157,34 +157,6 @@ def _run_sgd_resumable(cfg: Config, y0, ckpt: Path, partial, progress):
     return simulate_sgd(cfg, y0, progress=progress, on_call=on_call, partial=partial)
 
 
-class _SgdProgress:
-    """A progress bar of SGD steps on stderr (``enabled``), else nothing."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled, self.bar, self.task = enabled, None, None
-
-    def __enter__(self) -> "_SgdProgress":
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self.bar = Progress(TextColumn("sgd"), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-                                TimeRemainingColumn(), console=Console(stderr=True))
-            self.bar.start()
-        return self
-
-    def update(self, done: int, total: int) -> None:
-        if self.bar is None:
-            return
-        if self.task is None:
-            self.task = self.bar.add_task("sgd", total=total)
-        self.bar.update(self.task, completed=done)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-
-
 def print_ensemble(ens: dict) -> None:
     """Ensemble mean +- std over seeds of the final p_j and s_j (modes by descending mean s)."""
     drawn = f" (drawn as {ens['sampler']})" if "sampler" in ens else ""
@@ -264,7 +236,9 @@ def simulate(
     ens = ckpt = None
     if cfg.noise.kind == "sgd":  # an ensemble; the per-mode table and the plot show seed 0
         ckpt, partial = _unfinished(out, cfg, force)
-        with _SgdProgress(not no_progress and sys.stderr.isatty()) as bar:
+        from linsim.progress import ProgressBar
+
+        with ProgressBar(not no_progress and sys.stderr.isatty(), "sgd", "steps") as bar:
             ens = _run_sgd_resumable(cfg, y0, ckpt, partial, bar.update)
         traj = ens.trajectory(0)
     elif cfg.noise.kind == "sde":

@@ -50,7 +50,6 @@ DirectPred, Eqs. 18-19); docs/predictors_and_noise.md (SGD, SDE, predictor rules
 from __future__ import annotations
 
 import functools
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -67,6 +66,7 @@ from linsim.dynamics.predictors import KEYS, RULES, corr_step, ema_target, reset
 from linsim.dynamics.variant import Variant, ema_parts
 from linsim.dynamics.wishart import bartlett
 from linsim.errors import LinsimError
+from linsim.host import cores
 from linsim.initial import initial_arrays, psd_sqrt
 from linsim.loops import scan_saving
 
@@ -333,8 +333,7 @@ def _seed_groups(K: int) -> int:
     so two groups on two threads gave 1.2-1.3x the seed-steps/s of one vmapped call (n = 128, B = 256)."""
     if jax.default_backend() != "cpu":
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(g for g in range(1, min(K, cores) + 1) if K % g == 0)
+    return max(g for g in range(1, min(K, cores()) + 1) if K % g == 0)
 
 
 def _over_seed_groups(run, carry0, keys):
