@@ -37,10 +37,11 @@ from linsim.bridge import augment as A
 from linsim.bridge import models as M
 from linsim.bridge import train as T
 from linsim.bridge.config import TrainConfig
+from linsim.host import cores
 
 
 def machine_line() -> str:
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = cores()
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     dev = jax.devices()[0]
     return (f"backend {jax.default_backend()} ({dev.device_kind}), {threads} CPU threads available, "

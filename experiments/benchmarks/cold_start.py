@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from linsim.host import cores
+
 
 def _time(cmd: list[str], env: dict | None = None) -> float:
     t0 = time.perf_counter()
@@ -35,7 +37,7 @@ def main() -> None:
     linsim = shutil.which("linsim") or "linsim"
     py = sys.executable
     tmp = tempfile.mkdtemp()
-    print(f"{len(os.sched_getaffinity(0))} cores available, load average {os.getloadavg()[0]:.1f}")
+    print(f"{cores()} cores available, load average {os.getloadavg()[0]:.1f}")
     t = {k: [] for k in ("help", "jax", "argerr", "sim_cold", "sim_warm")}
     for r in range(a.rounds):
         t["help"].append(_time([linsim, "--help"]))

@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 
 import linsim  # noqa: E402,F401  (float64)
 from linsim.dynamics.matrix import field_args, matrix_field  # noqa: E402
+from linsim.host import cores  # noqa: E402
 
 
 def _per_call(fn, repeats: int) -> float:
@@ -89,7 +90,7 @@ def main() -> None:
              "linsim diagonal": lin(args_d), "numpy 3 products": np_diagonal}
     for fn in sides.values():
         fn()  # compile / warm up
-    print(f"n = n1 = {n}, float64; {len(os.sched_getaffinity(0))} cores available, load {os.getloadavg()[0]:.1f}; "
+    print(f"n = n1 = {n}, float64; {cores()} cores available, load {os.getloadavg()[0]:.1f}; "
           f"numpy BLAS threads: {_blas_threads()}; XLA_FLAGS: {os.environ.get('XLA_FLAGS', '')!r}; jax {jax.__version__}")
     times = {k: [] for k in sides}
     for _ in range(a.rounds):

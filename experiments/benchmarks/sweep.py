@@ -37,7 +37,8 @@ from scipy.integrate import solve_ivp
 import linsim
 from linsim.dynamics.modes import modes_field
 from linsim.dynamics.variant import Variant
-from linsim.sweep import DIVERGENCE_BOUND, SweepSpec, parallel_chunks, run_sweep
+from linsim.host import cores
+from linsim.sweep import SweepSpec, parallel_chunks, run_sweep
 
 ETA = np.linspace(0.0, 0.2, 100)
 BETA = np.geomspace(0.01, 100.0, 100)
@@ -133,7 +134,7 @@ def main() -> None:
     a = ap.parse_args()
     eta, beta = grid()
     n = eta.size
-    print(f"host: {platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores available, "
+    print(f"host: {platform.processor() or platform.machine()}, {cores()} cores available, "
           f"load average {os.getloadavg()[0]:.1f}; jax {jax.__version__} ({len(jax.local_devices())} device), "
           f"linsim {linsim.__version__}; linsim chunk threads: {parallel_chunks(spec(a.rtol))}")
     t0 = time.perf_counter()
