@@ -239,8 +239,7 @@ def _views_of(key, cfg, sampler):
     A = np.asarray(bartlett(key, 2 * N, B))
     Q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((B, 2 * N)))
     zeta = Q @ A.T
-    times = (lambda M, R: M * R) if diag else (lambda M, R: M @ R)
-    u, v = times(zeta[:, :N], Ru), times(zeta[:, N:], Rv)
+    u, v = sto._times(zeta[:, :N], Ru, diag), sto._times(zeta[:, N:], Rv, diag)
     return u + v, u - v
 
 
